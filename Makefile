@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh machine (see README):
+#   make demo   generate the sample shop, materialise every asset, push to SendGrid (dry-run without a key)
+#   make test   run the whole test suite
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: demo test ui install dagster-home
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	touch $@
+
+dagster-home:
+	@mkdir -p $(DAGSTER_HOME)
+	@printf 'nux:\n  enabled: false\ntelemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+
+demo: install dagster-home
+	$(PY) -m lifecycle_assets.demo
+
+test: install dagster-home
+	$(PY) -m pytest
+
+ui: install dagster-home
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
