@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui install dagster-home
+.PHONY: demo test ui install dagster-home browser
 
 install: $(VENV)/.installed
 
@@ -22,8 +22,11 @@ dagster-home:
 demo: install dagster-home
 	$(PY) -m lifecycle_assets.demo
 
-test: install dagster-home
+test: install dagster-home browser
 	$(PY) -m pytest
 
 ui: install dagster-home
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+browser:
+	scripts/install-browser

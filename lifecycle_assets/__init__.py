@@ -1,0 +1,1 @@
+"""lifecycle_assets: lifecycle marketing for an online shop, as Dagster assets over DuckDB."""

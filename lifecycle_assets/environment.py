@@ -1,0 +1,31 @@
+"""The one place that decides where things live and which settings come from the environment.
+
+Every path has a project-local default so that `make demo` works on a fresh clone; an operator
+points the same code at production storage with environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FIRST_LANDING_DAY = "2024-01-01"
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("LIFECYCLE_LANDING_DIR", PROJECT_ROOT / "data" / "landing"))
+
+
+def warehouse_path() -> Path:
+    return Path(os.environ.get("LIFECYCLE_DUCKDB_PATH", PROJECT_ROOT / "data" / "warehouse" / "lifecycle.duckdb"))
+
+
+def outbox_dir() -> Path:
+    """Where a dry-run push writes the requests it would have sent."""
+    return Path(os.environ.get("LIFECYCLE_OUTBOX_DIR", PROJECT_ROOT / "data" / "outbox"))
+
+
+def first_landing_day() -> str:
+    """The first daily partition. Landing folders before it are not offered for ingest."""
+    return os.environ.get("LIFECYCLE_FIRST_LANDING_DAY", DEFAULT_FIRST_LANDING_DAY)

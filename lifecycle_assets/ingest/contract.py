@@ -1,0 +1,165 @@
+"""The landing-zone data contract: what the shop delivers for each entity, in code.
+
+Files land in ``data/landing/<entity>/date=YYYY-MM-DD/*.{csv,parquet,jsonl}``. Every value is
+read as text first and parsed here, so a CSV, a JSONL and a Parquet file of the same entity are
+validated by the same rules. ``docs/data_contract.md`` is the readable form of this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnType = Literal["string", "email", "timestamp", "date", "boolean", "integer", "amount"]
+
+ORDER_STATUSES = ("completed", "cancelled", "refunded")
+SITE_EVENT_TYPES = (
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_started",
+)
+EMAIL_EVENT_TYPES = ("delivered", "open", "click", "reply", "unsubscribe", "bounce", "spam_report")
+EVENT_TYPES = SITE_EVENT_TYPES + EMAIL_EVENT_TYPES
+
+# Email events that report on one letter must name it; a list-wide unsubscribe, a bounce or a
+# spam report may arrive without one.
+EVENTS_REQUIRING_LETTER_KEY = ("delivered", "open", "click", "reply")
+EVENTS_REQUIRING_PRODUCT = ("product_view", "add_to_cart", "remove_from_cart")
+
+LANDING_FORMATS = ("csv", "parquet", "jsonl")
+
+# A timestamp later than the end of its landing day by more than this is rejected as
+# "in the future": one day covers every timezone and a late-night export.
+FUTURE_TOLERANCE_HOURS = 24
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    required: bool = True
+    allowed: tuple[str, ...] | None = None
+    non_negative: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    description: str
+    # Other entities whose ids this one refers to: (column, entity, that entity's key column).
+    references: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
+    # Ingest order: an entity is ingested after the entities it references.
+    depends_on: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+
+CUSTOMERS = Entity(
+    name="customers",
+    key=("customer_id",),
+    description="Registered (identified) shop customers. A later landing day's row for the same "
+    "customer_id is an update of that customer.",
+    columns=(
+        Column("customer_id", "string", description="The shop's customer id."),
+        Column("email", "email", description="Where letters go."),
+        Column("first_name", "string", required=False, description="Used to personalise letters."),
+        Column("registered_at", "timestamp", description="Registration time (ISO 8601, UTC if no offset)."),
+        Column("birthday", "date", required=False, description="YYYY-MM-DD."),
+        Column("timezone", "string", required=False, description="IANA name, e.g. Europe/Berlin."),
+        Column("marketing_consent", "boolean", description="true/false (also 1/0, yes/no)."),
+    ),
+)
+
+PRODUCTS = Entity(
+    name="products",
+    key=("product_id",),
+    description="The catalogue. A later landing day's row for the same product_id updates it.",
+    columns=(
+        Column("product_id", "string"),
+        Column("name", "string"),
+        Column("category", "string"),
+        Column("price", "amount", non_negative=True, description="List price in the shop's currency."),
+        Column(
+            "rebuy_interval_days",
+            "integer",
+            required=False,
+            non_negative=True,
+            description="Days after which a consumable is typically bought again (coffee: 30); "
+            "empty for durable goods.",
+        ),
+    ),
+)
+
+ORDERS = Entity(
+    name="orders",
+    key=("order_id",),
+    description="Orders. A later landing day's row for the same order_id is a status change "
+    "(for example completed -> refunded).",
+    columns=(
+        Column("order_id", "string"),
+        Column("customer_id", "string"),
+        Column("ordered_at", "timestamp"),
+        Column("status", "string", allowed=ORDER_STATUSES),
+        Column("total_amount", "amount", non_negative=True),
+    ),
+    references=(("customer_id", "customers", "customer_id"),),
+    depends_on=("customers",),
+)
+
+ORDER_ITEMS = Entity(
+    name="order_items",
+    key=("order_id", "line_number"),
+    description="Lines of an order: which product, how many, at what unit price.",
+    columns=(
+        Column("order_id", "string"),
+        Column("line_number", "integer", non_negative=True),
+        Column("product_id", "string"),
+        Column("quantity", "integer", non_negative=True),
+        Column("unit_price", "amount", non_negative=True),
+    ),
+    references=(("order_id", "orders", "order_id"), ("product_id", "products", "product_id")),
+    depends_on=("orders", "products"),
+)
+
+INTERACTIONS = Entity(
+    name="interactions",
+    key=("event_id",),
+    description="Site events (visits, views, searches, carts, checkouts) and email events "
+    "(delivered, open, click, reply, unsubscribe, bounce, spam report) in one stream.",
+    columns=(
+        Column("event_id", "string"),
+        Column("occurred_at", "timestamp"),
+        Column("event_type", "string", allowed=EVENT_TYPES),
+        Column(
+            "customer_id",
+            "string",
+            required=False,
+            description="Required for email events; a site event needs customer_id or anonymous_id.",
+        ),
+        Column("anonymous_id", "string", required=False, description="Cookie id of a not-yet-identified visitor."),
+        Column("product_id", "string", required=False, description="Required for product_view and cart events."),
+        Column("letter_key", "string", required=False, description="Required for delivered/open/click/reply."),
+        Column("search_query", "string", required=False),
+    ),
+    references=(("customer_id", "customers", "customer_id"),),
+    depends_on=("customers",),
+)
+
+ENTITIES: dict[str, Entity] = {
+    e.name: e for e in (CUSTOMERS, PRODUCTS, ORDERS, ORDER_ITEMS, INTERACTIONS)
+}
+
+# Columns every raw table carries besides the entity's own: where each row came from.
+LINEAGE_COLUMNS = ("_landing_date", "_source_file", "_row_number", "_ingested_at")
