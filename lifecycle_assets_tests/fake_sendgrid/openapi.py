@@ -105,6 +105,7 @@ class Operation:
     body_schema: dict[str, Any] | None = None
     body_validator: Draft202012Validator | None = None
     body_required: bool = False
+    response_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate_parameters(
         self, path_params: dict[str, str], query: dict[str, list[str]], headers: dict[str, str]
@@ -172,10 +173,16 @@ def _problem_from_error(error: jsonschema.ValidationError) -> ValidationProblem:
 
 
 def _concise_message(error: jsonschema.ValidationError) -> str:
-    """jsonschema repeats the whole offending instance; for a 1001-item array that is megabytes."""
+    """jsonschema's message without the offending value where that could be long or personal.
+
+    It repeats the whole instance (megabytes for a 1001-item array) and would echo a customer's
+    email address into whatever log the caller writes the error to.
+    """
+    instance = error.instance
+    if isinstance(instance, str):
+        return error.message.replace(repr(instance), "value")
     if len(error.message) <= 300:
         return error.message
-    instance = error.instance
     size = f" of {len(instance)} items" if isinstance(instance, (list, dict)) else ""
     return f"{type(instance).__name__}{size} fails '{error.validator}': {error.validator_value!r}"[:300]
 
@@ -250,6 +257,10 @@ def _apply_corrections(spec_file: str, document: dict[str, Any]) -> None:
             for parameter in template.get("parameters", []):
                 if parameter.get("name") in ("template_id",) and parameter["schema"].get("format") == "uuid":
                     parameter["schema"] = {"type": "string", "pattern": DYNAMIC_TEMPLATE_ID_PATTERN}
+        # Responses carry the same "d-" ids where the documents promise 36-character UUIDs.
+        schemas = document["components"]["schemas"]
+        for name in ("TransactionalTemplate", "TransactionalTemplatesTemplateLean"):
+            schemas[name]["properties"]["id"] = {"type": "string", "pattern": DYNAMIC_TEMPLATE_ID_PATTERN}
         # PATCH of a version shares the create schema, whose `required` makes partial edits impossible.
         patch = paths["/v3/templates/{template_id}/versions/{version_id}"]["patch"]
         body = copy.deepcopy(_dereference(document, patch["requestBody"]))
@@ -326,6 +337,10 @@ class SpecCatalog:
                         operation.body_schema = _to_json_schema(document, content["schema"])
                         operation.body_validator = _compile(operation.body_schema)
                         operation.body_required = bool(body.get("required", True))
+                for status, response in definition.get("responses", {}).items():
+                    content = _dereference(document, response).get("content", {}).get("application/json", {})
+                    if "schema" in content:
+                        operation.response_schemas[str(status)] = _to_json_schema(document, content["schema"])
                 self._operations[(operation.method, path_template)] = operation
 
     def match(self, method: str, path: str) -> MatchedRoute:
@@ -342,3 +357,10 @@ class SpecCatalog:
 
     def operation(self, method: str, path_template: str) -> Operation:
         return self._operations[(method.upper(), path_template)]
+
+    def response_problems(self, method: str, path_template: str, status: int, payload: Any) -> list[str]:
+        """How a response body departs from the documented schema for that status (tests use this)."""
+        schema = self.operation(method, path_template).response_schemas.get(str(status))
+        if schema is None:
+            return [f"no documented JSON schema for {method} {path_template} {status}"]
+        return [f"{error.json_path}: {error.message}" for error in _compile(schema).iter_errors(payload)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import gzip
 import itertools
 import json
@@ -193,7 +194,7 @@ class FakeSendGrid:
         self.import_pending_polls = import_pending_polls
         self._host = host
         self._port = port
-        self.catalog = SpecCatalog(self.spec_dir)
+        self.catalog = _load_catalog(self.spec_dir.resolve())
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -245,7 +246,10 @@ class FakeSendGrid:
         server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-sendgrid", daemon=True)
+        # A short poll interval keeps stop() fast: each test starts and stops its own fake.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-sendgrid", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -980,6 +984,12 @@ class FakeSendGrid:
         version["active"] = 1
         version["updated_at"] = _now_template_time()
         return Response(200, dict(version))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_catalog(spec_dir: Path) -> SpecCatalog:
+    """Validators are immutable once built; every fake in a test session shares them."""
+    return SpecCatalog(spec_dir)
 
 
 def _is_sendgrid_date(value: Any) -> bool:
