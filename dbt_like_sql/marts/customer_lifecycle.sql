@@ -1,0 +1,82 @@
+-- description: Exactly one row per known customer with their lifecycle stage as of the date (visitor, new_buyer, active, departing, returned), recency segment, RFM scores and segment, and expected next purchase (rules: docs/lifecycle_model.md).
+-- owners: team:data
+-- unique_key: customer_id
+-- count_by: stage, recency_segment, rfm_segment
+with current_stage as (
+    select customer_id, stage, started_on as stage_started_on, previous_stage
+    from intermediate.stage_transitions
+    qualify row_number() over (partition by customer_id order by started_on desc) = 1
+),
+scored as (
+    select
+        facts.*,
+        case
+            when facts.last_purchase_on is null then null
+            when facts.days_since_last_purchase < 90 then '0_90'
+            when facts.days_since_last_purchase < 180 then '90_180'
+            when facts.days_since_last_purchase < 360 then '180_360'
+            else '360_plus'
+        end as recency_segment,
+        case
+            when facts.last_purchase_on is null then null
+            when facts.days_since_last_purchase < 30 then 5
+            when facts.days_since_last_purchase < 90 then 4
+            when facts.days_since_last_purchase < 180 then 3
+            when facts.days_since_last_purchase < 360 then 2
+            else 1
+        end as recency_score,
+        case
+            when facts.orders_count = 0 then null
+            when facts.orders_count = 1 then 1
+            when facts.orders_count = 2 then 2
+            when facts.orders_count = 3 then 3
+            when facts.orders_count <= 5 then 4
+            else 5
+        end as frequency_score
+    from marts.customer_facts as facts
+),
+monetary as (
+    select
+        customer_id,
+        1 + floor(4.9999 * percent_rank() over (order by average_order_value))::integer as monetary_score
+    from scored
+    where orders_count > 0
+)
+select
+    scored.customer_id,
+    current_stage.stage,
+    current_stage.stage_started_on,
+    current_stage.previous_stage,
+    scored.recency_segment,
+    scored.recency_score,
+    scored.frequency_score,
+    monetary.monetary_score,
+    case
+        when scored.orders_count = 0 then null
+        when scored.recency_score >= 4 and scored.frequency_score >= 4 then 'champions'
+        when scored.recency_score >= 3 and scored.frequency_score >= 3 then 'loyal'
+        when scored.recency_score <= 2 and scored.frequency_score = 5 then 'cannot_lose'
+        when scored.recency_score <= 2 and scored.frequency_score >= 3 then 'at_risk'
+        when scored.recency_score >= 4 and scored.frequency_score = 1 then 'new_customers'
+        when scored.recency_score >= 3 and scored.frequency_score = 2 then 'potential_loyalists'
+        when scored.recency_score = 3 and scored.frequency_score = 1 then 'promising'
+        when scored.recency_score = 2 then 'about_to_sleep'
+        when scored.frequency_score = 2 then 'hibernating'
+        else 'lost'
+    end as rfm_segment,
+    scored.expected_next_purchase_on,
+    coalesce($as_of::date > scored.expected_next_purchase_on, false) as is_overdue,
+    scored.departing_from,
+    scored.last_purchase_on,
+    scored.days_since_last_purchase,
+    scored.orders_count,
+    scored.total_spent,
+    scored.average_order_value,
+    scored.registered_on,
+    scored.email,
+    scored.first_name,
+    scored.can_receive_letters,
+    $as_of::date as as_of
+from scored
+join current_stage using (customer_id)
+left join monetary using (customer_id)

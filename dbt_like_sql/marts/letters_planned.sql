@@ -1,0 +1,114 @@
+-- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority and personalisation JSON (name, bonus, products, recommendations); only customers with consent who did not unsubscribe, bounce or report spam.
+-- owners: team:data
+-- unique_key: letter_key
+-- count_by: template_name
+with due as (
+    select * from marts.trigger_events
+),
+recipients as (
+    select customer_id, email, first_name, stage
+    from marts.customer_lifecycle
+    where can_receive_letters
+),
+letters as (
+    select due.*, recipients.email, recipients.first_name, recipients.stage
+    from due
+    join recipients using (customer_id)
+),
+letter_products as (
+    select letter_key, unnest(products) as product_id, generate_subscripts(products, 1) as position
+    from letters
+),
+named_products as (
+    select
+        letter_products.letter_key,
+        list({'product_id': letter_products.product_id, 'name': products.name} order by letter_products.position)
+            as products
+    from letter_products
+    join staging.stg_products as products using (product_id)
+    group by letter_products.letter_key
+),
+affinity_candidates as (
+    select
+        letter_products.letter_key,
+        affinity.related_product_id as product_id,
+        1 as source_order,
+        -sum(affinity.confidence) as score
+    from letter_products
+    join marts.product_affinity as affinity using (product_id)
+    group by all
+),
+popular_candidates as (
+    select letters.letter_key, popular.product_id, 2 as source_order, popular.popularity_rank::double as score
+    from letters
+    cross join (
+        select product_id, popularity_rank
+        from marts.product_popularity
+        where popularity_rank <= $recommendations_count + 10
+    ) as popular
+),
+ranked_candidates as (
+    select
+        candidates.letter_key,
+        candidates.product_id,
+        row_number() over (
+            partition by candidates.letter_key
+            order by candidates.source_order, candidates.score, candidates.product_id
+        ) as recommendation_rank
+    from (
+        select * from affinity_candidates
+        union all
+        select * from popular_candidates
+    ) as candidates
+    -- never recommend what the letter is already about
+    anti join letter_products using (letter_key, product_id)
+    qualify row_number() over (
+        partition by candidates.letter_key, candidates.product_id
+        order by candidates.source_order, candidates.score
+    ) = 1
+),
+recommendations as (
+    select
+        ranked.letter_key,
+        list({'product_id': ranked.product_id, 'name': products.name} order by ranked.recommendation_rank)
+            as recommendations
+    from (
+        select
+            letter_key,
+            product_id,
+            row_number() over (partition by letter_key order by recommendation_rank) as position,
+            recommendation_rank
+        from ranked_candidates
+    ) as ranked
+    join staging.stg_products as products using (product_id)
+    where ranked.position <= $recommendations_count
+    group by ranked.letter_key
+)
+select
+    letters.letter_key,
+    letters.customer_id,
+    letters.email,
+    letters.first_name,
+    letters.trigger,
+    letters.template_name,
+    letters.priority::integer as priority,
+    letters.fired_at,
+    $as_of::date as as_of,
+    json_merge_patch(
+        to_json({
+            'first_name': letters.first_name,
+            'bonus_amount': letters.bonus_amount,
+            'bonus_expires_on': strftime(letters.bonus_expires_on, '%Y-%m-%d'),
+            'products': coalesce(named_products.products, []),
+            'recommendations': coalesce(recommendations.recommendations, []),
+            'stage': letters.stage,
+            'trigger': letters.trigger
+        }),
+        letters.details::json
+    )::varchar as personalisation,
+    letters.due_on,
+    letters.instance,
+    letters.stage
+from letters
+left join named_products using (letter_key)
+left join recommendations using (letter_key)

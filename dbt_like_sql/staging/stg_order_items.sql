@@ -1,0 +1,29 @@
+-- description: Lines of the orders placed by the end of the as-of day (latest landed version of each line), with the order's customer and whether it is a purchase.
+-- owners: team:data
+-- unique_key: order_id, line_number
+with versions as (
+    select
+        *,
+        row_number() over (
+            partition by order_id, line_number
+            order by
+                (_landing_date <= $as_of::date) desc,
+                case when _landing_date <= $as_of::date then _landing_date end desc,
+                _landing_date asc,
+                _row_number asc
+        ) as version_rank
+    from raw.order_items
+)
+select
+    items.order_id,
+    items.line_number,
+    items.product_id,
+    items.quantity,
+    items.unit_price,
+    orders.customer_id,
+    orders.ordered_at,
+    orders.ordered_on,
+    orders.is_purchase
+from versions as items
+join staging.stg_orders as orders using (order_id)
+where items.version_rank = 1

@@ -1,0 +1,69 @@
+"""The lifecycle rules and the as-of date, in one resource so an operator changes them in one place.
+
+Every field reaches the SQL models as a bound DuckDB parameter of the same name (`$as_of`,
+`$departing_days`, ...); a model only receives the parameters its SQL mentions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from pydantic import Field
+
+RAW_ENTITIES = ("customers", "products", "orders", "order_items", "interactions")
+
+
+class LifecycleSettings(dg.ConfigurableResource):
+    """As-of date and the documented, configurable rules of docs/lifecycle_model.md."""
+
+    as_of: str = Field(
+        default="",
+        description="Build the lifecycle as of this day (YYYY-MM-DD). Empty: the latest landing day in raw.*.",
+    )
+    departing_days: int = 90
+    returned_window_days: int = 30
+    rhythm_min_purchase_days: int = 3
+    rhythm_overdue_multiple: float = 2.0
+    rhythm_min_departing_days: int = 30
+    abandoned_cart_window_hours: int = 4
+    abandoned_browse_window_hours: int = 24
+    letter_catch_up_days: int = 2
+    welcome_bonus_amount: float = 10.0
+    welcome_bonus_valid_days: int = 7
+    post_purchase_bonus_amount: float = 5.0
+    winback_90_bonus_amount: float = 10.0
+    winback_180_bonus_amount: float = 20.0
+    winback_360_bonus_amount: float = 30.0
+    welcome_back_bonus_amount: float = 15.0
+    birthday_bonus_amount: float = 10.0
+    bonus_valid_days: int = 14
+    rebuy_min_observations: int = 3
+    recommendations_count: int = 3
+
+    def sql_parameters(self, as_of: dt.date) -> dict[str, object]:
+        """Every rule as a named SQL parameter, with the resolved as-of date."""
+        parameters: dict[str, object] = {
+            name: getattr(self, name) for name in type(self).model_fields if name != "as_of"
+        }
+        parameters["as_of"] = as_of
+        return parameters
+
+    def resolve_as_of(self, connection) -> dt.date:
+        """The configured day, else the latest landing day found in raw.* (a past sample shop builds as of its own last day)."""
+        if self.as_of:
+            return dt.date.fromisoformat(self.as_of)
+        existing = {
+            row[0]
+            for row in connection.execute(
+                "select table_name from information_schema.tables where table_schema = 'raw'"
+            ).fetchall()
+        }
+        tables = [f"raw.{entity}" for entity in RAW_ENTITIES if entity in existing]
+        if not tables:
+            raise ValueError("No as_of configured and no raw.* table to take the latest landing day from.")
+        latest_per_table = " union all ".join(f"select max(_landing_date) as day from {table}" for table in tables)
+        latest = connection.execute(f"select max(day) from ({latest_per_table})").fetchone()[0]
+        if latest is None:
+            raise ValueError("No as_of configured and raw.* holds no rows to take the latest landing day from.")
+        return latest

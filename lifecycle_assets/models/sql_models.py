@@ -1,0 +1,282 @@
+"""The SQL model factory: every `.sql` file under `dbt_like_sql/` becomes one Dagster asset.
+
+A model is one SELECT; its table is the file's folder and name (`marts/customer_lifecycle.sql` ->
+`marts.customer_lifecycle`, asset key `["marts", "customer_lifecycle"]`). Its metadata lives beside
+the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(...)` block:
+
+    -- description: One row per customer with their lifecycle stage as of the date.
+    -- owners: team:data
+    -- unique_key: customer_id
+    -- materialization: incremental        (default: table)
+    -- count_by: stage                     (numeric metadata: rows per value of these columns)
+    -- metrics: metric, value              (numeric metadata: one entry per row of a report)
+    -- preview_rows: 40                    (rows in the markdown preview; default 5)
+
+Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
+never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import graphlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import sqlglot
+from dagster_duckdb import DuckDBResource
+from sqlglot import exp
+from sqlglot.optimizer.scope import traverse_scope
+
+from lifecycle_assets.environment import PROJECT_ROOT
+from lifecycle_assets.models.settings import LifecycleSettings
+
+SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
+HEADER_KEYS = ("description", "owners", "unique_key", "materialization", "count_by", "metrics", "preview_rows")
+MATERIALIZATIONS = ("table", "incremental")
+DEFAULT_OWNERS = ("team:data",)
+
+
+class SqlModelError(ValueError):
+    """A model file that cannot become an asset; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    path: Path
+    schema: str
+    name: str
+    select_sql: str
+    description: str
+    owners: tuple[str, ...] = DEFAULT_OWNERS
+    unique_key: tuple[str, ...] = ()
+    materialization: str = "table"
+    count_by: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    preview_rows: int = 5
+    tables_read: tuple[tuple[str, str], ...] = ()
+    parameters: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.schema, self.name])
+
+    @property
+    def deps(self) -> list[dg.AssetKey]:
+        return [dg.AssetKey([schema, name]) for schema, name in self.tables_read]
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
+    """Read one model file: the `-- key: value` header, then the SELECT."""
+    relative = path.relative_to(root)
+    if len(relative.parts) != 2:
+        raise SqlModelError(f"{path}: a model lives in exactly one folder under {root} (the folder is its schema)")
+    text = path.read_text(encoding="utf-8")
+    header: dict[str, list[str]] = {}
+    body_lines: list[str] = []
+    in_header = True
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if in_header and stripped.startswith("--"):
+            content = stripped[2:].strip()
+            key, separator, value = content.partition(":")
+            if separator and key.strip() in HEADER_KEYS:
+                header.setdefault(key.strip(), []).append(value.strip())
+            elif separator and key.strip().replace("_", "").isalpha() and " " not in key.strip():
+                raise SqlModelError(f"{path}:{line_number}: unknown header key {key.strip()!r}; known: {', '.join(HEADER_KEYS)}")
+            continue
+        if in_header and not stripped:
+            continue
+        in_header = False
+        body_lines.append(line)
+    select_sql = "\n".join(body_lines).strip().rstrip(";").strip()
+    if not select_sql:
+        raise SqlModelError(f"{path}: no SELECT after the header")
+    try:
+        statements = sqlglot.parse(select_sql, read="duckdb")
+    except sqlglot.errors.ParseError as error:
+        raise SqlModelError(f"{path}: SQL does not parse: {error}") from error
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise SqlModelError(f"{path}: a model is exactly one SELECT")
+    tree = statements[0]
+    tables_read = sorted(_tables_read(tree, path))
+    parameters = sorted({placeholder.name for placeholder in tree.find_all(exp.Placeholder) if placeholder.name})
+    materialization = (header.get("materialization") or ["table"])[0]
+    if materialization not in MATERIALIZATIONS:
+        raise SqlModelError(f"{path}: materialization {materialization!r} is not one of {MATERIALIZATIONS}")
+    unique_key = _split_list((header.get("unique_key") or [""])[0])
+    if materialization == "incremental" and not unique_key:
+        raise SqlModelError(f"{path}: an incremental model needs a unique_key")
+    if "description" not in header:
+        raise SqlModelError(f"{path}: the header needs a `-- description:` line")
+    return SqlModel(
+        path=path,
+        schema=relative.parts[0],
+        name=path.stem,
+        select_sql=select_sql,
+        description=" ".join(header["description"]),
+        owners=_split_list(",".join(header.get("owners", []))) or DEFAULT_OWNERS,
+        unique_key=unique_key,
+        materialization=materialization,
+        count_by=_split_list(",".join(header.get("count_by", []))),
+        metrics=_split_list((header.get("metrics") or [""])[0]),
+        preview_rows=int((header.get("preview_rows") or ["5"])[0]),
+        tables_read=tuple(tables_read),
+        parameters=tuple(parameters),
+    )
+
+
+def _tables_read(tree: exp.Expression, path: Path) -> set[tuple[str, str]]:
+    """Real tables of every scope; a name that resolves to a CTE or subquery is a scope, not an exp.Table."""
+    tables: set[tuple[str, str]] = set()
+    for scope in traverse_scope(tree):
+        for source in scope.sources.values():
+            if isinstance(source, exp.Table):
+                if not source.db:
+                    raise SqlModelError(
+                        f"{path}: table {source.name!r} must be schema-qualified (raw.orders, staging.stg_orders)"
+                    )
+                tables.add((source.db, source.name))
+    return tables
+
+
+def load_models(root: Path = SQL_MODELS_DIR) -> list[SqlModel]:
+    models = [parse_model(path, root) for path in sorted(root.rglob("*.sql"))]
+    keys = [model.table for model in models]
+    duplicates = {table for table in keys if keys.count(table) > 1}
+    if duplicates:
+        raise SqlModelError(f"{root}: two files define {sorted(duplicates)}")
+    return models
+
+
+def build_order(models: list[SqlModel]) -> list[SqlModel]:
+    """Models ordered so that each comes after the models it reads."""
+    by_table = {model.table: model for model in models}
+    graph = {
+        model.table: {f"{schema}.{name}" for schema, name in model.tables_read if f"{schema}.{name}" in by_table}
+        for model in models
+    }
+    return [by_table[table] for table in graphlib.TopologicalSorter(graph).static_order()]
+
+
+# --- execution -------------------------------------------------------------------------------------
+
+
+def _bound_parameters(model: SqlModel, parameters: dict[str, object]) -> dict[str, object]:
+    missing = [name for name in model.parameters if name not in parameters]
+    if missing:
+        raise SqlModelError(f"{model.path}: parameters {missing} are not lifecycle settings")
+    return {name: parameters[name] for name in model.parameters}
+
+
+def run_model(model: SqlModel, connection, parameters: dict[str, object]) -> dict[str, object]:
+    """Create (or for an incremental model, append to) the model's table; return what happened."""
+    bound = _bound_parameters(model, parameters)
+    connection.execute(f"create schema if not exists {model.schema}")
+    exists = connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [model.schema, model.name],
+    ).fetchone()[0]
+    if model.materialization == "incremental" and exists:
+        before = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+        matches = " and ".join(f"existing.{column} is not distinct from new_row.{column}" for column in model.unique_key)
+        connection.execute(
+            f"insert into {model.table} by name "
+            f"select new_row.* from ({model.select_sql}) as new_row "
+            f"where not exists (select 1 from {model.table} as existing where {matches})",
+            bound,
+        )
+        after = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+        return {"row_count": after, "rows_added": after - before}
+    connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
+    row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+    return {"row_count": row_count, "rows_added": row_count}
+
+
+def build_all(connection, settings: LifecycleSettings | None = None, models: list[SqlModel] | None = None) -> dt.date:
+    """Build every model in dependency order without Dagster (benchmarks, scripts); returns the as-of date."""
+    settings = settings or LifecycleSettings()
+    as_of = settings.resolve_as_of(connection)
+    parameters = settings.sql_parameters(as_of)
+    for model in build_order(models or load_models()):
+        run_model(model, connection, parameters)
+    return as_of
+
+
+def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        if len(text) > 80:
+            text = text[:77] + "..."
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[str, object]) -> dict[str, object]:
+    """Metadata an operator reads in the UI: size, columns, the SQL, a preview and the model's numbers."""
+    description = connection.execute(f"describe {model.table}").fetchall()
+    columns = [row[0] for row in description]
+    metadata: dict[str, object] = {
+        "dagster/row_count": dg.MetadataValue.int(int(outcome["row_count"])),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=row[0], type=str(row[1])) for row in description]
+        ),
+        "as_of": dg.MetadataValue.text(as_of.isoformat()),
+        "sql": dg.MetadataValue.md(f"```sql\n{model.select_sql}\n```"),
+    }
+    if model.materialization == "incremental":
+        metadata["rows_added"] = dg.MetadataValue.int(int(outcome["rows_added"]))
+    order = ", ".join(model.unique_key) if model.unique_key else "1"
+    preview = connection.execute(f"select * from {model.table} order by {order} limit {model.preview_rows}").fetchall()
+    metadata["preview"] = dg.MetadataValue.md(_markdown_table(columns, preview))
+    for column in model.count_by:
+        for value, count in connection.execute(
+            f"select {column}, count(*) from {model.table} group by all order by 1 nulls last"
+        ).fetchall():
+            metadata[f"{column}/{value if value is not None else 'none'}"] = dg.MetadataValue.int(int(count))
+    if model.metrics:
+        name_column, value_column = model.metrics
+        for name, value in connection.execute(f"select {name_column}, {value_column} from {model.table}").fetchall():
+            if value is not None:
+                metadata[str(name)] = dg.MetadataValue.float(float(value))
+    return metadata
+
+
+def build_model_asset(model: SqlModel) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=model.key,
+        deps=model.deps,
+        group_name="lifecycle",
+        kinds={"duckdb", "sql"},
+        owners=list(model.owners),
+        description=model.description,
+        metadata={
+            "source_file": dg.MetadataValue.path(str(model.path.relative_to(model.path.parents[1].parent))),
+            "materialization": model.materialization,
+            "unique_key": ", ".join(model.unique_key),
+        },
+    )
+    def _sql_model(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
+        with duckdb.get_connection() as connection:
+            as_of = lifecycle_settings.resolve_as_of(connection)
+            outcome = run_model(model, connection, lifecycle_settings.sql_parameters(as_of))
+            return dg.MaterializeResult(metadata=describe_table(model, connection, as_of, outcome))
+
+    return _sql_model
+
+
+def build_model_assets(root: Path = SQL_MODELS_DIR) -> list[dg.AssetsDefinition]:
+    return [build_model_asset(model) for model in load_models(root)]
+
