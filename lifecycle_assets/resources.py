@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -14,9 +12,6 @@ class LandingZone(dg.ConfigurableResource):
     """The folder the shop's exports land in: <root>/<entity>/date=YYYY-MM-DD/*."""
 
     root: str
-
-    def day_folder(self, entity: str, day: str) -> Path:
-        return Path(self.root) / entity / f"date={day}"
 
 
 def default_resources() -> dict:

@@ -1,8 +1,12 @@
-"""Ingest domain: one daily-partitioned asset per landing entity, with its quality checks."""
+"""Ingest domain: one daily-partitioned asset per landing entity, with its blocking quality checks."""
 
 from __future__ import annotations
 
 import dagster as dg
+
+from lifecycle_assets.ingest.assets import build_ingest_assets
+from lifecycle_assets.quality.assets import quarantine_summary
+from lifecycle_assets.quality.checks import QualityPolicy, build_all_quality_checks
 
 
 def daily_landing_partitions(first_landing_day: str) -> dg.DailyPartitionsDefinition:
@@ -11,4 +15,9 @@ def daily_landing_partitions(first_landing_day: str) -> dg.DailyPartitionsDefini
 
 
 def ingest_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Definitions:
-    return dg.Definitions()
+    ingest_assets = build_ingest_assets(partitions)
+    return dg.Definitions(
+        assets=[*ingest_assets, quarantine_summary],
+        asset_checks=build_all_quality_checks(ingest_assets),
+        resources={"quality_policy": QualityPolicy()},
+    )
