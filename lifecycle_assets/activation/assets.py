@@ -1,0 +1,241 @@
+"""Activation assets: what SendGrid holds after a push (templates, audiences, letters sent)."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from lifecycle_assets.activation import ledger
+from lifecycle_assets.activation.audiences import sync_audiences
+from lifecycle_assets.activation.client import SendGridAuthError, SendGridError, SendGridRejected
+from lifecycle_assets.activation.letters import LetterSender, push_letters
+from lifecycle_assets.activation.resources import SendGridResource
+from lifecycle_assets.activation.templates import load_templates, sync_templates
+
+LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
+AUDIENCES = dg.AssetKey(["marts", "audiences"])
+SENDGRID_TEMPLATES = dg.AssetKey(["activation", "sendgrid_templates"])
+SENDGRID_AUDIENCES = dg.AssetKey(["activation", "sendgrid_audiences"])
+SENDGRID_LETTERS = dg.AssetKey(["activation", "sendgrid_letters"])
+OWNERS = ["team:lifecycle-marketing"]
+KINDS = {"sendgrid", "duckdb"}
+
+
+def _stop_run(error: SendGridError) -> dg.Failure:
+    """401/403 and an unreachable SendGrid stop the run with a message that names the cause, never the key."""
+    if isinstance(error, SendGridAuthError):
+        title = "SendGrid refused the API key"
+    elif isinstance(error, SendGridRejected):
+        title = "SendGrid rejected a request"
+    else:
+        title = "SendGrid is unavailable"
+    return dg.Failure(description=f"{title}: {error}", allow_retries=not isinstance(error, SendGridAuthError))
+
+
+def _markdown_table(header: tuple[str, str], rows: dict) -> str:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in rows.items()]
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=SENDGRID_TEMPLATES,
+    group_name="activation",
+    kinds={"sendgrid"},
+    owners=OWNERS,
+)
+def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridResource) -> dg.MaterializeResult:
+    """The letter templates kept in this repository, as active SendGrid dynamic templates.
+
+    A template is created when missing and gets a new active version only when its subject or body changed.
+    """
+    templates = load_templates()
+    session = sendgrid.session(context.run.run_id, log=context.log.warning)
+    try:
+        result = sync_templates(session, templates)
+    except SendGridError as error:
+        raise _stop_run(error) from None
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(templates),
+            "templates_created": len(result.created),
+            "templates_new_versions": len(result.new_versions),
+            "templates_unchanged": len(result.unchanged),
+            "requests_made": session.stats.requests,
+            "dry_run": session.dry_run,
+            "preview": dg.MetadataValue.md(
+                _markdown_table(
+                    ("template", "content hash"), {name: t.content_hash for name, t in sorted(templates.items())}
+                )
+            ),
+        }
+    )
+
+
+@dg.asset(
+    key=SENDGRID_AUDIENCES,
+    deps=[AUDIENCES],
+    group_name="activation",
+    kinds=KINDS,
+    owners=OWNERS,
+)
+def sendgrid_audiences(
+    context: dg.AssetExecutionContext, sendgrid: SendGridResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """One SendGrid contact list per audience segment, holding exactly the customers of that segment.
+
+    Only what changed since the last successful sync is sent: new members, departed members and changed contacts.
+    """
+    session = sendgrid.session(context.run.run_id, log=context.log.warning)
+    with duckdb.get_connection() as connection, sendgrid.thread_pool() as pool:
+        ledger.ensure_schema(connection)
+        try:
+            result = sync_audiences(
+                connection, session, pool, context.run.run_id, sendgrid.import_poll_timeout_seconds
+            )
+        except SendGridError as error:
+            raise _stop_run(error) from None
+    if result.import_jobs_with_errors:
+        context.log.warning(
+            f"{result.import_jobs_with_errors} contact import job(s) reported errors for {result.rows_with_errors} "
+            "row(s); see activation.contact_import_jobs. Those contacts are retried on the next push."
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.contacts_in_audiences,
+            "lists": len(result.list_sizes),
+            "lists_created": len(result.lists_created),
+            "custom_fields_created": len(result.fields_created),
+            "contacts_upserted": result.contacts_upserted,
+            "list_adds": result.list_adds,
+            "list_removes": result.list_removes,
+            "upsert_requests": result.upsert_requests,
+            "import_jobs": result.import_jobs,
+            "import_jobs_with_errors": result.import_jobs_with_errors,
+            "rows_with_errors": result.rows_with_errors,
+            "requests_made": session.stats.requests,
+            "dry_run": session.dry_run,
+            "preview": dg.MetadataValue.md(_markdown_table(("list", "contacts"), result.list_sizes)),
+        }
+    )
+
+
+class LetterPushConfig(dg.Config):
+    """Launchpad settings for an operator."""
+
+    release_unknown_letter_keys: list[str] = []
+    """Letters in state `unknown` to make sendable again, after checking SendGrid's Email Activity
+    (custom arg letter_key) shows they were NOT delivered. A released letter that was delivered is sent twice."""
+
+
+@dg.asset(
+    key=SENDGRID_LETTERS,
+    deps=[LETTERS_PLANNED, SENDGRID_TEMPLATES],
+    group_name="activation",
+    kinds=KINDS,
+    owners=OWNERS,
+)
+def sendgrid_letters(
+    context: dg.AssetExecutionContext,
+    config: LetterPushConfig,
+    sendgrid: SendGridResource,
+    duckdb: DuckDBResource,
+) -> dg.MaterializeResult:
+    """Every planned letter handed to SendGrid once, or recorded as suppressed, failed or unknown in the send ledger.
+
+    Never to an address SendGrid suppresses, nor to a customer who unsubscribed, bounced or has no consent.
+    """
+    session = sendgrid.session(context.run.run_id, log=context.log.warning)
+    templates = load_templates()
+    with duckdb.get_connection() as connection, sendgrid.thread_pool() as pool:
+        ledger.ensure_schema(connection)
+        if config.release_unknown_letter_keys:
+            released = ledger.release_letters(connection, config.release_unknown_letter_keys)
+            context.log.info(f"released {released} unknown letter(s) for sending: operator request")
+        try:
+            template_ids = sync_templates(session, templates).template_ids
+            sender = LetterSender(session, sendgrid.sender_email, sendgrid.sender_name, sendgrid.unsubscribe_group_id)
+            result = push_letters(
+                connection,
+                session,
+                pool,
+                sender,
+                template_ids,
+                context.run.run_id,
+                max_in_flight=max(1, sendgrid.max_concurrent_requests),
+            )
+        except SendGridError as error:
+            raise _stop_run(error) from None
+        totals = ledger.state_counts(connection)
+    if result.interrupted_claims_now_unknown:
+        context.log.warning(
+            f"{len(result.interrupted_claims_now_unknown)} letter(s) were claimed by a run that stopped mid-send "
+            "and are now unknown; they will not be sent again automatically: "
+            + ", ".join(result.interrupted_claims_now_unknown[:20])
+        )
+    metadata = {
+        "dagster/row_count": sum(totals.values()),
+        "letters_newly_planned": result.newly_planned,
+        "letters_sent": result.accepted + result.dry_run,
+        "letters_accepted": result.accepted,
+        "letters_dry_run": result.dry_run,
+        "letters_suppressed": result.suppressed,
+        "letters_failed": result.failed,
+        "letters_unknown": result.unknown + len(result.interrupted_claims_now_unknown),
+        "letters_returned_to_planned": result.returned_to_planned,
+        "mail_send_requests": result.mail_send_requests,
+        "requests_made": session.stats.requests,
+        "request_retries": session.stats.retries,
+        "dry_run": session.dry_run,
+        "ledger_unknown_total": totals["unknown"],
+        "ledger_failed_total": totals["failed"],
+        "preview": dg.MetadataValue.md(
+            _markdown_table(("ledger state", "letters"), totals)
+            + "\n\n"
+            + _markdown_table(("suppression reason (this run)", "letters"), result.suppressed_by_reason or {"-": 0})
+        ),
+    }
+    if session.dry_run:
+        context.log.info(f"dry-run: no SENDGRID_API_KEY; requests written to {session.outbox_path}")
+        metadata["outbox"] = dg.MetadataValue.path(str(session.outbox_path))
+    if result.stop_error is not None:
+        # Settled letters are already recorded; the ones not sent stay planned for the next run.
+        raise _stop_run(result.stop_error)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset_check(asset=SENDGRID_LETTERS, name="no_unknown_or_failed_letters")
+def no_unknown_or_failed_letters(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """Warns when letters need an operator: unknown (maybe delivered, never resent automatically) or failed."""
+    with duckdb.get_connection() as connection:
+        ledger.ensure_schema(connection)
+        unknown = ledger.letters_in_state(connection, "unknown")
+        failed = ledger.letters_in_state(connection, "failed")
+    sample = 50
+    return dg.AssetCheckResult(
+        passed=not unknown and not failed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "unknown_letters": len(unknown),
+            "failed_letters": len(failed),
+            "unknown_letter_keys": dg.MetadataValue.json([key for key, _ in unknown[:sample]]),
+            "failed_letter_keys": dg.MetadataValue.json(
+                [{"letter_key": key, "error": error} for key, error in failed[:sample]]
+            ),
+            "what_to_do": (
+                "unknown: check SendGrid Email Activity for custom arg letter_key, then release the ones not delivered "
+                "(push_to_sendgrid config release_unknown_letter_keys, or `python -m lifecycle_assets.activation release`). "
+                "failed: fix the data or template named in the error."
+            ),
+        },
+    )
+
+
+activation_assets = [sendgrid_templates, sendgrid_audiences, sendgrid_letters]
+activation_checks = [no_unknown_or_failed_letters]
+
+push_to_sendgrid = dg.define_asset_job(
+    "push_to_sendgrid",
+    selection=dg.AssetSelection.assets(*activation_assets),
+    description="Push audiences and planned letters to SendGrid (dry-run into the outbox without SENDGRID_API_KEY).",
+    tags={"lifecycle/push": "sendgrid"},
+)

@@ -1,0 +1,339 @@
+"""Planned letters sent through SendGrid Mail Send, each at most once.
+
+Order of a push: record new letters in the ledger; turn claims a dead run left behind into
+`unknown`; pull SendGrid's suppressions and suppress letters to those addresses, to customers
+who unsubscribed, bounced or reported spam in our own interactions, and to customers without
+consent; then send the rest in requests of up to 1000 personalizations, one template per
+request. Each request's letters are claimed in the ledger before it leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from lifecycle_assets.activation import ledger
+from lifecycle_assets.activation.client import (
+    SendGridAuthError,
+    SendGridOutcomeUnknown,
+    SendGridRejected,
+    SendGridSession,
+    SendGridUnavailable,
+)
+
+MAX_PERSONALIZATIONS_PER_REQUEST = 1000
+# A 400 names the offending personalization; peel those off and resend the rest. Bounded so a
+# request SendGrid keeps rejecting for new reasons cannot loop.
+MAX_REJECTION_ROUNDS = 5
+SENDGRID_SUPPRESSION_LISTS = {
+    "unsubscribes": "/v3/suppression/unsubscribes",
+    "bounces": "/v3/suppression/bounces",
+    "spam_reports": "/v3/suppression/spam_reports",
+    "invalid_emails": "/v3/suppression/invalid_emails",
+}
+SUPPRESSION_PAGE_SIZE = 500
+INTERACTION_SUPPRESSIONS = ("unsubscribe", "bounce", "spam_report")
+PERSONALIZATION_FIELD = re.compile(r"personalizations\.(\d+)")
+
+
+@dataclass
+class Letter:
+    letter_key: str
+    customer_id: str
+    email: str
+    first_name: str | None
+    trigger: str
+    template_name: str
+    personalisation: dict
+
+
+@dataclass
+class BatchOutcome:
+    """What happened to one claimed batch; recorded in the ledger by the main thread."""
+
+    accepted: list[tuple[list[str], str | None]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+    unknown_error: str | None = None
+    not_sent: list[str] = field(default_factory=list)
+    not_sent_error: str | None = None
+    stop_error: Exception | None = None
+
+
+@dataclass
+class LetterPushResult:
+    newly_planned: int = 0
+    interrupted_claims_now_unknown: list[str] = field(default_factory=list)
+    sendable: int = 0
+    accepted: int = 0
+    dry_run: int = 0
+    suppressed: int = 0
+    failed: int = 0
+    unknown: int = 0
+    returned_to_planned: int = 0
+    mail_send_requests: int = 0
+    suppressed_by_reason: dict[str, int] = field(default_factory=dict)
+    accepted_by_template: dict[str, int] = field(default_factory=dict)
+    stop_error: Exception | None = None
+
+
+def pull_sendgrid_suppressions(session: SendGridSession, unsubscribe_group_id: int) -> dict[str, str]:
+    """Every address SendGrid will not deliver to, with the list it is on (lower-cased)."""
+    suppressed: dict[str, str] = {}
+    for kind, path in SENDGRID_SUPPRESSION_LISTS.items():
+        offset = 0
+        while True:
+            page = session.request("GET", path, query={"limit": SUPPRESSION_PAGE_SIZE, "offset": offset}).body or []
+            for entry in page:
+                email = entry.get("email") if isinstance(entry, dict) else entry
+                if email:
+                    suppressed.setdefault(email.strip().lower(), f"sendgrid_{kind}")
+            if len(page) < SUPPRESSION_PAGE_SIZE:
+                break
+            offset += SUPPRESSION_PAGE_SIZE
+    if unsubscribe_group_id:
+        group = session.request("GET", f"/v3/asm/groups/{unsubscribe_group_id}/suppressions").body or []
+        for email in group:
+            suppressed.setdefault(str(email).strip().lower(), "sendgrid_group_unsubscribe")
+    return suppressed
+
+
+def _table_exists(connection, schema: str, table: str) -> bool:
+    return bool(
+        connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def our_own_suppressions(connection) -> dict[str, str]:
+    """customer_id -> reason, from our data: no consent on the latest customer row, or an unsubscribe/bounce/spam report."""
+    if not _table_exists(connection, "raw", "customers"):
+        raise RuntimeError(
+            "raw.customers is missing: the push checks marketing consent there before sending any letter"
+        )
+    reasons: dict[str, str] = {}
+    for customer_id, consent in connection.execute(
+        """select customer_id, marketing_consent from raw.customers
+           qualify row_number() over (partition by customer_id order by _landing_date desc, _row_number desc) = 1"""
+    ).fetchall():
+        if consent is not True:
+            reasons[customer_id] = "no_consent"
+    if _table_exists(connection, "raw", "interactions"):
+        for customer_id, event_type in connection.execute(
+            """select customer_id, min(event_type) from raw.interactions
+               where customer_id is not null and event_type in (select unnest(?))
+               group by customer_id""",
+            [list(INTERACTION_SUPPRESSIONS)],
+        ).fetchall():
+            reasons.setdefault(customer_id, f"interaction_{event_type}")
+    return reasons
+
+
+def sendable_letters(connection) -> list[Letter]:
+    rows = connection.execute(
+        """
+        select plan.letter_key, plan.customer_id, lower(trim(plan.email)), plan.first_name, plan.trigger,
+               plan.template_name, plan.personalisation
+        from marts.letters_planned as plan
+        join activation.send_ledger as ledger using (letter_key)
+        where ledger.state in ('planned', 'dry_run')
+        order by plan.priority, plan.template_name, plan.letter_key
+        """
+    ).fetchall()
+    letters = []
+    for letter_key, customer_id, email, first_name, trigger, template_name, personalisation in rows:
+        try:
+            data = json.loads(personalisation) if personalisation else {}
+        except ValueError:
+            data = None
+        letters.append(
+            Letter(letter_key, customer_id, email, first_name, trigger, template_name, data if isinstance(data, dict) else None)
+        )
+    return letters
+
+
+class LetterSender:
+    """Builds Mail Send requests and interprets SendGrid's answers for one batch (runs in worker threads)."""
+
+    def __init__(self, session: SendGridSession, sender_email: str, sender_name: str, unsubscribe_group_id: int):
+        self.session = session
+        self.sender = {"email": sender_email, "name": sender_name} if sender_name else {"email": sender_email}
+        self.unsubscribe_group_id = unsubscribe_group_id
+
+    def request_body(self, template_id: str, template_name: str, letters: list[Letter]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "from": self.sender,
+            "template_id": template_id,
+            "personalizations": [self._personalization(letter) for letter in letters],
+            "categories": ["lifecycle", template_name],
+        }
+        if self.unsubscribe_group_id:
+            body["asm"] = {"group_id": self.unsubscribe_group_id}
+        return body
+
+    @staticmethod
+    def _personalization(letter: Letter) -> dict[str, Any]:
+        recipient: dict[str, Any] = {"email": letter.email}
+        if letter.first_name:
+            recipient["name"] = letter.first_name
+        data = {"first_name": letter.first_name, **letter.personalisation}
+        return {
+            "to": [recipient],
+            "dynamic_template_data": data,
+            "custom_args": {"letter_key": letter.letter_key, "customer_id": str(letter.customer_id), "trigger": letter.trigger},
+        }
+
+    def send(self, template_id: str, template_name: str, letters: list[Letter]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        remaining = list(letters)
+        for _ in range(MAX_REJECTION_ROUNDS):
+            if not remaining:
+                return outcome
+            keys = [letter.letter_key for letter in remaining]
+            try:
+                reply = self.session.request("POST", "/v3/mail/send", self.request_body(template_id, template_name, remaining))
+            except SendGridRejected as rejection:
+                offending = _offending_indexes(rejection, len(remaining))
+                if not offending:
+                    outcome.failed.update(dict.fromkeys(keys, _short(rejection.text)))
+                    return outcome
+                messages = _messages_by_index(rejection)
+                for index in offending:
+                    outcome.failed[remaining[index].letter_key] = _short(messages.get(index, rejection.text))
+                remaining = [letter for index, letter in enumerate(remaining) if index not in offending]
+                continue
+            except SendGridOutcomeUnknown as error:
+                outcome.unknown, outcome.unknown_error = keys, _short(str(error))
+                return outcome
+            except (SendGridAuthError, SendGridUnavailable) as error:
+                outcome.not_sent, outcome.not_sent_error, outcome.stop_error = keys, _short(str(error)), error
+                return outcome
+            message_id = None if self.session.dry_run else reply.headers.get("X-Message-Id")
+            outcome.accepted.append((keys, message_id))
+            return outcome
+        keys = [letter.letter_key for letter in remaining]
+        outcome.failed.update(dict.fromkeys(keys, "SendGrid kept rejecting the request this letter was in"))
+        return outcome
+
+
+def _offending_indexes(rejection: SendGridRejected, size: int) -> set[int]:
+    if rejection.status != 400:
+        return set()
+    indexes = set()
+    for error in rejection.errors:
+        match = PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
+        if match and int(match.group(1)) < size:
+            indexes.add(int(match.group(1)))
+    return indexes
+
+
+def _messages_by_index(rejection: SendGridRejected) -> dict[int, str]:
+    messages: dict[int, list[str]] = defaultdict(list)
+    for error in rejection.errors:
+        match = PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
+        if match:
+            messages[int(match.group(1))].append(f"{error.get('field')}: {error.get('message')}")
+    return {index: "; ".join(parts) for index, parts in messages.items()}
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 1000 else text[:997] + "..."
+
+
+def push_letters(
+    connection,
+    session: SendGridSession,
+    pool: ThreadPoolExecutor,
+    sender: LetterSender,
+    template_ids: dict[str, str],
+    run_id: str,
+    max_in_flight: int,
+    letters_per_request: int = MAX_PERSONALIZATIONS_PER_REQUEST,
+    suppressions: dict[str, str] | None = None,
+) -> LetterPushResult:
+    """Send every sendable letter once; the ledger is written only from this (the calling) thread."""
+    result = LetterPushResult()
+    ledger.ensure_schema(connection)
+    result.interrupted_claims_now_unknown = ledger.mark_interrupted_claims_unknown(connection)
+    result.newly_planned = ledger.plan_new_letters(connection)
+    letters = sendable_letters(connection)
+
+    sendgrid_suppressed = suppressions if suppressions is not None else pull_sendgrid_suppressions(
+        session, sender.unsubscribe_group_id
+    )
+    customer_reasons = our_own_suppressions(connection)
+    suppress: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    to_send: dict[str, list[Letter]] = defaultdict(list)
+    for letter in letters:
+        reason = sendgrid_suppressed.get(letter.email) or customer_reasons.get(letter.customer_id)
+        if reason:
+            suppress[letter.letter_key] = reason
+        elif letter.template_name not in template_ids:
+            failures[letter.letter_key] = f"no letter template named {letter.template_name!r} in the repository"
+        elif letter.personalisation is None:
+            failures[letter.letter_key] = "personalisation is not a JSON object"
+        else:
+            to_send[letter.template_name].append(letter)
+    ledger.mark_suppressed(connection, suppress)
+    result.suppressed = len(suppress)
+    for reason in suppress.values():
+        result.suppressed_by_reason[reason] = result.suppressed_by_reason.get(reason, 0) + 1
+    if failures:
+        claimed = ledger.claim(connection, list(failures), run_id)
+        ledger.mark_failed(connection, {key: failures[key] for key in claimed})
+        result.failed += len(claimed)
+
+    batches = [
+        (template_name, group[start : start + letters_per_request])
+        for template_name, group in sorted(to_send.items())
+        for start in range(0, len(group), letters_per_request)
+    ]
+    result.sendable = sum(len(batch) for _, batch in batches)
+    in_flight: dict = {}
+    position = 0
+    while position < len(batches) or in_flight:
+        while result.stop_error is None and position < len(batches) and len(in_flight) < max_in_flight:
+            template_name, batch = batches[position]
+            position += 1
+            claimed = set(ledger.claim(connection, [letter.letter_key for letter in batch], run_id))
+            batch = [letter for letter in batch if letter.letter_key in claimed]
+            if batch:
+                future = pool.submit(sender.send, template_ids[template_name], template_name, batch)
+                in_flight[future] = template_name
+        if not in_flight:
+            break
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            template_name = in_flight.pop(future)
+            _record(connection, future.result(), template_name, session.dry_run, result)
+    result.mail_send_requests = session.stats.by_endpoint.get("POST /v3/mail/send", 0)
+    return result
+
+
+def _record(connection, outcome: BatchOutcome, template_name: str, dry_run: bool, result: LetterPushResult) -> None:
+    for keys, message_id in outcome.accepted:
+        if dry_run:
+            ledger.mark_dry_run(connection, keys)
+            result.dry_run += len(keys)
+        else:
+            ledger.mark_accepted(connection, keys, message_id)
+            result.accepted += len(keys)
+            result.accepted_by_template[template_name] = result.accepted_by_template.get(template_name, 0) + len(keys)
+    if outcome.failed:
+        ledger.mark_failed(connection, outcome.failed)
+        result.failed += len(outcome.failed)
+    if outcome.unknown:
+        ledger.mark_unknown(connection, outcome.unknown, outcome.unknown_error or "no answer from SendGrid")
+        result.unknown += len(outcome.unknown)
+    if outcome.not_sent:
+        ledger.return_to_planned(connection, outcome.not_sent, outcome.not_sent_error or "not sent")
+        result.returned_to_planned += len(outcome.not_sent)
+    if outcome.stop_error is not None and result.stop_error is None:
+        result.stop_error = outcome.stop_error

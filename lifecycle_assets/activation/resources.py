@@ -1,0 +1,74 @@
+"""The SendGrid account the push talks to, configured only from the environment.
+
+Without SENDGRID_API_KEY the push runs dry: every request it would send is appended to a
+JSONL file per run under the outbox folder, and nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from lifecycle_assets import environment
+from lifecycle_assets.activation.client import SendGridSession
+
+SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
+
+
+class SendGridResource(dg.ConfigurableResource):
+    """SendGrid over the official client: explicit timeouts, bounded retries, a bounded thread pool."""
+
+    api_key: str | None = Field(
+        default=None, description="From SENDGRID_API_KEY only; empty means dry-run into the outbox."
+    )
+    host: str = Field(default=SENDGRID_DEFAULT_HOST, description="From SENDGRID_HOST; a fake on 127.0.0.1 in tests.")
+    sender_email: str = "hello@example.com"
+    sender_name: str = "Lifecycle"
+    unsubscribe_group_id: int = Field(default=0, description="asm.group_id on every letter; 0 = none configured.")
+    timeout_seconds: float = 30.0
+    max_concurrent_requests: int = 4
+    max_retries: int = 5
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 60.0
+    import_poll_timeout_seconds: float = 300.0
+    outbox_dir: str = Field(default_factory=lambda: str(environment.outbox_dir()))
+
+    @property
+    def dry_run(self) -> bool:
+        return not self.api_key
+
+    def session(self, run_id: str, log=None) -> SendGridSession:
+        """A request sender for one run; in dry-run it writes to `<outbox_dir>/<run_id>.jsonl`."""
+        return SendGridSession(
+            api_key=self.api_key or None,
+            host=self.host,
+            timeout_seconds=self.timeout_seconds,
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+            outbox_path=Path(self.outbox_dir) / f"{run_id}.jsonl",
+            log=log or (lambda message: None),
+        )
+
+    def thread_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=max(1, self.max_concurrent_requests), thread_name_prefix="sendgrid")
+
+
+def sendgrid_resource_from_environment() -> SendGridResource:
+    """The key only ever comes from SENDGRID_API_KEY via dg.EnvVar, so the UI shows the name, never the value."""
+    api_key = dg.EnvVar("SENDGRID_API_KEY") if os.environ.get("SENDGRID_API_KEY") else None
+    settings: dict = {"api_key": api_key, "host": os.environ.get("SENDGRID_HOST") or SENDGRID_DEFAULT_HOST}
+    optional = {
+        "sender_email": "SENDGRID_SENDER_EMAIL",
+        "sender_name": "SENDGRID_SENDER_NAME",
+        "unsubscribe_group_id": "SENDGRID_UNSUBSCRIBE_GROUP_ID",
+    }
+    for field_name, variable in optional.items():
+        value = os.environ.get(variable)
+        if value:
+            settings[field_name] = int(value) if field_name == "unsubscribe_group_id" else value
+    return SendGridResource(**settings)

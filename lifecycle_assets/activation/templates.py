@@ -1,0 +1,124 @@
+"""Letter templates kept as code and mirrored to SendGrid dynamic templates.
+
+Each letter type is a folder `templates/<template_name>/` with `subject.txt`, `body.html`
+(handlebars) and `body.txt`. In SendGrid it is the dynamic template `lifecycle:<name>`; the
+version name carries a hash of the content, so a sync only writes when the repo changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from lifecycle_assets.activation.client import SendGridSession
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+SENDGRID_NAME_PREFIX = "lifecycle:"
+
+
+@dataclass(frozen=True)
+class LetterTemplate:
+    name: str
+    subject: str
+    html: str
+    text: str
+
+    @property
+    def content_hash(self) -> str:
+        digest = hashlib.sha256("\x00".join([self.subject, self.html, self.text]).encode("utf-8"))
+        return digest.hexdigest()[:12]
+
+    @property
+    def sendgrid_name(self) -> str:
+        return SENDGRID_NAME_PREFIX + self.name
+
+    @property
+    def version_name(self) -> str:
+        return f"{self.name} {self.content_hash}"
+
+
+def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, LetterTemplate]:
+    """Every template folder; a folder missing one of its three files is an error that names it."""
+    templates = {}
+    for folder in sorted(path for path in directory.iterdir() if path.is_dir() and not path.name.startswith("_")):
+        parts = {}
+        for part in ("subject.txt", "body.html", "body.txt"):
+            file = folder / part
+            if not file.is_file():
+                raise FileNotFoundError(f"letter template {folder.name!r} has no {part} (expected {file})")
+            parts[part] = file.read_text(encoding="utf-8")
+        subject = parts["subject.txt"].strip()
+        if not subject:
+            raise ValueError(f"letter template {folder.name!r}: subject.txt is empty")
+        templates[folder.name] = LetterTemplate(folder.name, subject, parts["body.html"], parts["body.txt"])
+    return templates
+
+
+@dataclass
+class TemplateSyncResult:
+    template_ids: dict[str, str]
+    created: list[str]
+    new_versions: list[str]
+    unchanged: list[str]
+
+
+def _list_dynamic_templates(session: SendGridSession) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    query = {"generations": "dynamic", "page_size": 200}
+    while True:
+        body = session.request("GET", "/v3/templates", query=query).body or {}
+        for template in body.get("result", []):
+            found[template["name"]] = template
+        next_url = (body.get("_metadata") or {}).get("next")
+        token = _page_token(next_url)
+        if not token or token == query.get("page_token"):
+            return found
+        query = {**query, "page_token": token}
+
+
+def _page_token(url: str | None) -> str | None:
+    if not url:
+        return None
+    from urllib.parse import parse_qs, urlparse
+
+    values = parse_qs(urlparse(url).query).get("page_token")
+    return values[0] if values else None
+
+
+def sync_templates(session: SendGridSession, templates: dict[str, LetterTemplate]) -> TemplateSyncResult:
+    """Create missing templates, add and activate a version when content changed, touch nothing else."""
+    existing = _list_dynamic_templates(session)
+    result = TemplateSyncResult({}, [], [], [])
+    for name, template in sorted(templates.items()):
+        remote = existing.get(template.sendgrid_name)
+        if remote is None:
+            remote = session.request(
+                "POST", "/v3/templates", {"name": template.sendgrid_name, "generation": "dynamic"}
+            ).body
+            result.created.append(name)
+        template_id = remote["id"]
+        result.template_ids[name] = template_id
+        active = [version for version in remote.get("versions") or [] if version.get("active") == 1]
+        if active and active[0].get("name") == template.version_name:
+            result.unchanged.append(name)
+            continue
+        version = session.request(
+            "POST",
+            f"/v3/templates/{template_id}/versions",
+            {
+                "name": template.version_name,
+                "subject": template.subject,
+                "html_content": template.html,
+                "plain_content": template.text,
+                "generate_plain_content": False,
+                "editor": "code",
+                "active": 1,
+            },
+        ).body
+        version_id = (version or {}).get("id")
+        if version_id and not session.dry_run and (version or {}).get("active") != 1:
+            session.request("POST", f"/v3/templates/{template_id}/versions/{version_id}/activate")
+        if name not in result.created:
+            result.new_versions.append(name)
+    return result
