@@ -243,8 +243,7 @@ class FakeSendGrid:
     def start(self) -> "FakeSendGrid":
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
-        server.daemon_threads = True
+        server = _SendGridHTTPServer((self._host, self._port), _make_handler(self))
         self._server = server
         # A short poll interval keeps stop() fast: each test starts and stops its own fake.
         self._thread = threading.Thread(
@@ -984,6 +983,13 @@ class FakeSendGrid:
         version["active"] = 1
         version["updated_at"] = _now_template_time()
         return Response(200, dict(version))
+
+
+class _SendGridHTTPServer(ThreadingHTTPServer):
+    """One thread per connection; a deep accept backlog so a burst from a thread pool is not refused."""
+
+    daemon_threads = True
+    request_queue_size = 128
 
 
 @functools.lru_cache(maxsize=4)

@@ -570,3 +570,43 @@ def test_faults_apply_in_order_and_reset_clears_them(fake, client):
     assert client.marketing.lists.get().status_code == 200
     with pytest.raises(ValueError):
         Fault(kind="explode")
+
+
+def test_mail_built_with_the_official_helper_is_accepted(fake):
+    """The helper sends message-level custom_args as an object, which the spec wrongly types as string."""
+    from sendgrid.helpers.mail import Asm, CustomArg, From, GroupId, Mail, Personalization, To
+
+    api = sendgrid.SendGridAPIClient(api_key=fake.api_key, host=fake.base_url)
+    template_id = _dynamic_template(api.client)
+    mail = Mail(from_email=From("letters@shop.example", "Shop"))
+    mail.template_id = template_id
+    personalization = Personalization()
+    personalization.add_to(To("customer@example.com"))
+    personalization.dynamic_template_data = {"first_name": "Anna"}
+    personalization.add_custom_arg(CustomArg("letter_id", "letter-1"))
+    mail.add_personalization(personalization)
+    mail.asm = Asm(GroupId(42))
+    mail.custom_arg = CustomArg("push_run", "run-7")
+
+    assert api.send(mail).status_code == 202
+    assert fake.sent_messages()[0]["custom_args"] == {"push_run": "run-7", "letter_id": "letter-1"}
+
+
+def test_connections_are_kept_alive_between_requests(fake):
+    host, port = fake.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    local_ports = set()
+    for name in ("stage_new", "stage_active"):
+        connection.request(
+            "POST",
+            "/v3/marketing/lists",
+            body=json.dumps({"name": name}),
+            headers={"Authorization": f"Bearer {fake.api_key}", "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        assert response.status == 201
+        response.read()
+        local_ports.add(connection.sock.getsockname()[1])
+    connection.close()
+    assert len(local_ports) == 1
+    assert set(fake.lists()) == {"stage_new", "stage_active"}
