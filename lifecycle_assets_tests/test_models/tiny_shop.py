@@ -1,0 +1,192 @@
+"""Hand-built tiny shops: rows in Python -> raw.* tables with the contract's columns in a DuckDB file.
+
+Each test states its shop in a few lines (a customer registered on day X, an order on day Y) so the
+right stage, segment or letter on every boundary day is known by reading the test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from lifecycle_assets.ingest.contract import ENTITIES
+
+POLARS_TYPES = {
+    "string": pl.Utf8,
+    "email": pl.Utf8,
+    "timestamp": pl.Datetime("us"),
+    "date": pl.Date,
+    "boolean": pl.Boolean,
+    "integer": pl.Int64,
+    "amount": pl.Float64,
+}
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "email": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "boolean": "BOOLEAN",
+    "integer": "BIGINT",
+    "amount": "DOUBLE",
+}
+DAY_ZERO = dt.date(2024, 1, 1)
+
+
+def day(number: int) -> dt.date:
+    """Day `number` of the tiny shop's calendar (day 0 = 2024-01-01)."""
+    return DAY_ZERO + dt.timedelta(days=number)
+
+
+def at(number: int, hour: int = 12, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day(number), dt.time(hour, minute))
+
+
+@dataclass
+class TinyShop:
+    rows: dict[str, list[dict]] = field(default_factory=lambda: {entity: [] for entity in ENTITIES})
+    _event_number: int = 0
+
+    def customer(
+        self,
+        customer_id: str,
+        registered: dt.datetime,
+        *,
+        consent: bool = True,
+        first_name: str | None = None,
+        birthday: dt.date | None = None,
+        landed: dt.date | None = None,
+    ) -> TinyShop:
+        self._add(
+            "customers",
+            {
+                "customer_id": customer_id,
+                "email": f"{customer_id}@example.com",
+                "first_name": first_name or customer_id.title(),
+                "registered_at": registered,
+                "birthday": birthday,
+                "timezone": "UTC",
+                "marketing_consent": consent,
+            },
+            landed or registered.date(),
+        )
+        return self
+
+    def product(
+        self, product_id: str, *, category: str = "coffee", price: float = 10.0, rebuy_interval_days: int | None = None
+    ) -> TinyShop:
+        self._add(
+            "products",
+            {
+                "product_id": product_id,
+                "name": f"Product {product_id}",
+                "category": category,
+                "price": price,
+                "rebuy_interval_days": rebuy_interval_days,
+            },
+            DAY_ZERO - dt.timedelta(days=400),
+        )
+        return self
+
+    def order(
+        self,
+        order_id: str,
+        customer_id: str,
+        ordered: dt.datetime,
+        items: list[tuple[str, int]] | None = None,
+        *,
+        status: str = "completed",
+        landed: dt.date | None = None,
+    ) -> TinyShop:
+        items = items or [("p1", 1)]
+        self._add(
+            "orders",
+            {
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "ordered_at": ordered,
+                "status": status,
+                "total_amount": float(sum(10 * quantity for _, quantity in items)),
+            },
+            landed or ordered.date(),
+        )
+        for line_number, (product_id, quantity) in enumerate(items, start=1):
+            self._add(
+                "order_items",
+                {
+                    "order_id": order_id,
+                    "line_number": line_number,
+                    "product_id": product_id,
+                    "quantity": quantity,
+                    "unit_price": 10.0,
+                },
+                landed or ordered.date(),
+            )
+        return self
+
+    def event(
+        self,
+        event_type: str,
+        customer_id: str | None,
+        occurred: dt.datetime,
+        *,
+        product_id: str | None = None,
+        anonymous_id: str | None = None,
+        letter_key: str | None = None,
+    ) -> TinyShop:
+        self._event_number += 1
+        self._add(
+            "interactions",
+            {
+                "event_id": f"e{self._event_number}",
+                "occurred_at": occurred,
+                "event_type": event_type,
+                "customer_id": customer_id,
+                "anonymous_id": anonymous_id,
+                "product_id": product_id,
+                "letter_key": letter_key,
+                "search_query": None,
+            },
+            occurred.date(),
+        )
+        return self
+
+    def _add(self, entity: str, row: dict, landed: dt.date) -> None:
+        table = self.rows[entity]
+        table.append(
+            {
+                **row,
+                "_landing_date": landed,
+                "_source_file": f"{entity}/date={landed}/export.csv",
+                "_row_number": len(table) + 1,
+                "_ingested_at": dt.datetime.combine(landed, dt.time(23, 0)),
+            }
+        )
+
+    def write(self, database: Path) -> Path:
+        """Create raw.<entity> tables in the DuckDB file, typed as the contract says."""
+        connection = duckdb.connect(str(database))
+        try:
+            connection.execute("create schema if not exists raw")
+            for name, entity in ENTITIES.items():
+                schema = {column.name: POLARS_TYPES[column.type] for column in entity.columns}
+                schema |= {
+                    "_landing_date": pl.Date,
+                    "_source_file": pl.Utf8,
+                    "_row_number": pl.Int64,
+                    "_ingested_at": pl.Datetime("us"),
+                }
+                frame = pl.DataFrame(self.rows[name], schema=schema)
+                columns = ", ".join(
+                    f"{column.name} {DUCKDB_TYPES[column.type]}" for column in entity.columns
+                ) + ", _landing_date DATE, _source_file VARCHAR, _row_number BIGINT, _ingested_at TIMESTAMP"
+                connection.execute(f"create or replace table raw.{name} ({columns})")
+                connection.register("new_rows", frame)
+                connection.execute(f"insert into raw.{name} by name select * from new_rows")
+                connection.unregister("new_rows")
+        finally:
+            connection.close()
+        return database
