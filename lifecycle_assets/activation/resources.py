@@ -66,9 +66,12 @@ def sendgrid_resource_from_environment() -> SendGridResource:
         "sender_email": "SENDGRID_SENDER_EMAIL",
         "sender_name": "SENDGRID_SENDER_NAME",
         "unsubscribe_group_id": "SENDGRID_UNSUBSCRIBE_GROUP_ID",
+        "max_concurrent_requests": "SENDGRID_MAX_CONCURRENT_REQUESTS",
+        "timeout_seconds": "SENDGRID_TIMEOUT_SECONDS",
     }
+    numeric = {"unsubscribe_group_id": int, "max_concurrent_requests": int, "timeout_seconds": float}
     for field_name, variable in optional.items():
         value = os.environ.get(variable)
         if value:
-            settings[field_name] = int(value) if field_name == "unsubscribe_group_id" else value
+            settings[field_name] = numeric.get(field_name, str)(value)
     return SendGridResource(**settings)
