@@ -1,0 +1,149 @@
+"""The SQL model factory: files become assets with inferred dependencies, bound parameters and metadata."""
+
+from __future__ import annotations
+
+import duckdb
+import dagster as dg
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from lifecycle_assets.ingest.contract import ENTITIES
+from lifecycle_assets.models.checks import AUDITS, build_audit_checks
+from lifecycle_assets.models.settings import LifecycleSettings
+from lifecycle_assets.models.sql_models import SqlModelError, build_model_assets, load_models, parse_model
+from lifecycle_assets_tests.test_models.tiny_shop import TinyShop, at, day
+
+
+def write_model(root, relative: str, text: str):
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_cte_name_is_not_a_dependency(tmp_path):
+    path = write_model(
+        tmp_path,
+        "marts/example.sql",
+        "-- description: example\n"
+        "with stg_orders as (select * from raw.orders where ordered_at < $as_of)\n"
+        "select * from stg_orders join (select customer_id from staging.stg_customers) as c using (customer_id)",
+    )
+    model = parse_model(path, tmp_path)
+    assert model.deps == [dg.AssetKey(["raw", "orders"]), dg.AssetKey(["staging", "stg_customers"])]
+    assert model.key == dg.AssetKey(["marts", "example"])
+    assert model.parameters == ("as_of",)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param("-- description: x\nselect * from orders", "must be schema-qualified", id="unqualified-table"),
+        pytest.param("-- description: x\n-- owner: me\nselect 1", "unknown header key 'owner'", id="unknown-header"),
+        pytest.param("select 1", "needs a `-- description:`", id="no-description"),
+        pytest.param("-- description: x\nselect 1; select 2", "exactly one SELECT", id="two-statements"),
+        pytest.param(
+            "-- description: x\n-- materialization: incremental\nselect 1", "needs a unique_key", id="incremental-no-key"
+        ),
+    ],
+)
+def test_a_broken_model_file_is_named_with_its_reason(tmp_path, text, reason):
+    path = write_model(tmp_path, "marts/broken.sql", text)
+    with pytest.raises(SqlModelError, match=reason) as error:
+        parse_model(path, tmp_path)
+    assert "broken.sql" in str(error.value)
+
+
+def test_every_model_of_the_project_loads_with_metadata():
+    models = {model.table: model for model in load_models()}
+    assert {"marts.customer_lifecycle", "marts.letters_planned", "marts.audiences", "marts.customer_stage_history"} <= set(
+        models
+    )
+    assert models["marts.customer_stage_history"].materialization == "incremental"
+    for model in models.values():
+        assert model.description and model.owners
+        # the as-of date is a bound parameter, never formatted into the SQL
+        assert "{" not in model.select_sql or "'product_id'" in model.select_sql
+
+
+def shop_with_everything() -> TinyShop:
+    shop = TinyShop().product("p1").product("p2")
+    shop.customer("ann", at(0)).order("o1", "ann", at(0), [("p1", 1), ("p2", 1)]).order("o2", "ann", at(150))
+    shop.customer("bob", at(140)).order("b1", "bob", at(140))
+    shop.customer("vic", at(150)).event("add_to_cart", "vic", at(150, 8), product_id="p1")
+    shop.customer("nil", at(150), consent=False)
+    return shop
+
+
+def materialize_models(database, as_of):
+    raw_sources = [dg.AssetSpec(["raw", entity]) for entity in ENTITIES]
+    return dg.materialize(
+        [*raw_sources, *build_model_assets(), *build_audit_checks()],
+        resources={
+            "duckdb": DuckDBResource(database=str(database)),
+            "lifecycle_settings": LifecycleSettings(as_of=as_of),
+        },
+        selection=dg.AssetSelection.groups("lifecycle"),
+    )
+
+
+def metadata_of(result, key: list[str]) -> dict:
+    [materialization] = [
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(key)
+    ]
+    return {name: value.value for name, value in materialization.metadata.items()}
+
+
+def test_materialize_reports_metadata_passes_audits_and_history_is_incremental(tmp_path):
+    database = shop_with_everything().write(tmp_path / "shop.duckdb")
+    first = materialize_models(database, day(150).isoformat())
+    assert first.success
+    checks = {evaluation.check_name: evaluation.passed for evaluation in first.get_asset_check_evaluations()}
+    assert checks == {audit.name: True for audit in AUDITS}
+
+    lifecycle = metadata_of(first, ["marts", "customer_lifecycle"])
+    assert lifecycle["dagster/row_count"] == 4
+    assert (lifecycle["stage/returned"], lifecycle["stage/new_buyer"], lifecycle["stage/visitor"]) == (1, 1, 2)
+    assert "```sql" in lifecycle["sql"] and "$as_of" in lifecycle["sql"]
+    assert "stage" in [column.name for column in lifecycle["dagster/column_schema"].columns]
+    letters = metadata_of(first, ["marts", "letters_planned"])
+    assert letters["template_name/welcome"] == 1  # vic; nil has no consent
+    report = metadata_of(first, ["marts", "lifecycle_report"])
+    assert report["customers_total"] == 4.0
+    history = metadata_of(first, ["marts", "customer_stage_history"])
+    # ann: new_buyer, departing, returned; bob: new_buyer; vic and nil: visitor
+    assert history["rows_added"] == history["dagster/row_count"] == 6
+
+    again = materialize_models(database, day(150).isoformat())
+    assert metadata_of(again, ["marts", "customer_stage_history"])["rows_added"] == 0
+
+    later = materialize_models(database, day(250).isoformat())
+    # ann is active again on day 180 (30 days after her return) and departs on day 240; bob departs on day 230
+    assert metadata_of(later, ["marts", "customer_stage_history"])["rows_added"] == 3
+    with duckdb.connect(str(database)) as connection:
+        ann = connection.execute(
+            "select started_on, stage from marts.customer_stage_history where customer_id = 'ann' order by started_on"
+        ).fetchall()
+    assert [stage for _, stage in ann] == ["new_buyer", "departing", "returned", "active", "departing"]
+
+
+def test_as_of_defaults_to_the_latest_landing_day(tmp_path):
+    database = shop_with_everything().write(tmp_path / "shop.duckdb")
+    with duckdb.connect(str(database)) as connection:
+        assert LifecycleSettings().resolve_as_of(connection) == day(150)
+
+
+@pytest.mark.parametrize("audit", [a for a in AUDITS if a.asset == ("marts", "letters_planned")], ids=lambda a: a.name)
+def test_letter_audits_find_a_bad_letter(tmp_path, build, audit):
+    built = build(shop_with_everything(), as_of=150)
+    connection = built.connection
+    assert connection.execute(f"select count(*) from ({audit.bad_rows_sql})").fetchone()[0] == 0
+    # a duplicated letter for the customer without consent breaks both rules
+    connection.execute(
+        "insert into marts.letters_planned select * replace ('nil' as customer_id) from marts.letters_planned limit 1"
+    )
+    connection.execute("insert into marts.letters_planned select * from marts.letters_planned where customer_id = 'nil'")
+    assert connection.execute(f"select count(*) from ({audit.bad_rows_sql})").fetchone()[0] >= 1
+    assert audit.blocking
