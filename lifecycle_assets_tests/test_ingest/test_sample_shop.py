@@ -1,0 +1,322 @@
+"""The sample shop: reproducible, contract-conform landing files whose figures match the lifecycle brief,
+and a dirty mode whose manifest says exactly what the quarantine will find."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS
+from lifecycle_assets.ingest.landing import read_landing_day
+from lifecycle_assets.ingest.sample_shop import MANIFEST_NAME, generate_sample_shop, main
+from lifecycle_assets.ingest.validation import validate_rows
+
+CONTRACT_DOC = Path(__file__).resolve().parents[2] / "docs" / "data_contract.md"
+INGEST_ORDER = ("customers", "products", "orders", "order_items", "interactions")
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def read_entity(root: Path, entity: str) -> pl.DataFrame:
+    """Every row of an entity as text, with its landing day, read directly from the files."""
+    frames = []
+    for path in sorted((root / entity).glob("date=*/*")):
+        if path.suffix == ".csv":
+            frame = pl.read_csv(path, infer_schema=False)
+        elif path.suffix == ".parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+        frames.append(frame.select(pl.all().cast(pl.String)).with_columns(landing_day=pl.lit(path.parent.name[5:]).str.to_date()))
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def quarantine(root: Path, first_day: date, days: int) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """Run the project's own landing reader and row rules over every landing day (no warehouse)."""
+    good_ids: dict[str, pl.Series] = {}
+    quarantined, rejected_files = [], []
+    for name in INGEST_ORDER:
+        entity = ENTITIES[name]
+        frames = []
+        for offset in range(days):
+            day = first_day + timedelta(days=offset)
+            landed = read_landing_day(root, entity, day.isoformat())
+            frames.append(landed.rows.with_columns(pl.lit(day).alias("_landing_date")))
+            rejected_files += [(f.source_file, f.reason) for f in landed.rejected_files]
+        known = {column: good_ids[referenced] for column, referenced, _ in entity.references}
+        validated = validate_rows(pl.concat(frames), entity, known)
+        good_ids[name] = validated.good[entity.key[0]].unique()
+        quarantined.append(validated.quarantined)
+    return pl.concat(quarantined), rejected_files
+
+
+# --- Reproducibility and layout ------------------------------------------------------------------
+
+
+def test_same_seed_writes_identical_files_and_another_seed_does_not(tmp_path):
+    arguments = dict(customers=800, days=21, end_day="2024-06-30", dirty=True)
+    generate_sample_shop(tmp_path / "a", seed=3, **arguments)
+    generate_sample_shop(tmp_path / "b", seed=3, **arguments)
+    generate_sample_shop(tmp_path / "c", seed=4, **arguments)
+    first, again, other = (fingerprint(tmp_path / x) for x in "abc")
+    assert len(first) > 50
+    assert first == again
+    changed = [path for path, digest in first.items() if other.get(path) != digest]
+    assert len(changed) > len(first) / 2
+
+
+@pytest.fixture(scope="module")
+def shop_20k(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("shop") / "landing"
+    summary = generate_sample_shop(root, customers=20_000, days=365, end_day="2024-12-31", seed=7)
+    return root, summary
+
+
+def test_landing_layout_follows_the_contract(shop_20k):
+    root, summary = shop_20k
+    assert sorted(p.name for p in root.iterdir()) == sorted([*ENTITIES, MANIFEST_NAME])
+    first, last = date.fromisoformat(summary["first_day"]), date.fromisoformat(summary["last_day"])
+    assert (first, last) == (date(2024, 1, 2), date(2024, 12, 31))
+    formats: dict[str, set[str]] = {name: set() for name in ENTITIES}
+    files = 0
+    for name, entity in ENTITIES.items():
+        for folder in (root / name).iterdir():
+            match = re.fullmatch(r"date=(\d{4}-\d{2}-\d{2})", folder.name)
+            assert match, folder
+            assert first <= date.fromisoformat(match.group(1)) <= last
+            for path in folder.iterdir():
+                files += 1
+                formats[name].add(path.suffix.lstrip("."))
+                if path.suffix == ".csv":
+                    columns = pl.read_csv(path, n_rows=1, infer_schema=False).columns
+                elif path.suffix == ".parquet":
+                    columns = pl.read_parquet_schema(path).keys()
+                else:
+                    columns = json.loads(path.open(encoding="utf-8").readline()).keys()
+                assert set(entity.required_columns) <= set(columns), path
+    assert files == summary["files"]
+    assert formats["products"] == {"csv"}
+    for name in ("customers", "orders", "order_items", "interactions"):
+        assert formats[name] == set(LANDING_FORMATS), name
+    # Products land on the first day; every other day has customers, orders and interactions.
+    assert [p.name for p in (root / "products").iterdir()] == [f"date={first}"]
+    assert len(list((root / "interactions").iterdir())) == 365
+
+
+def test_rows_land_on_the_day_they_happened(shop_20k):
+    root, _ = shop_20k
+    for entity, column in (("customers", "registered_at"), ("orders", "ordered_at"), ("interactions", "occurred_at")):
+        rows = read_entity(root, entity)
+        happened = rows[column].str.slice(0, 10).str.to_date()
+        if entity == "interactions":
+            assert (happened == rows["landing_day"]).all()
+        else:
+            # A later landing day of the same id is an update (refund, consent withdrawn).
+            originals = rows.filter(happened == pl.col("landing_day"))
+            updates = rows.filter(happened != pl.col("landing_day"))
+            assert (updates["landing_day"] > updates[column].str.slice(0, 10).str.to_date()).all()
+            key = ENTITIES[entity].key[0]
+            assert originals[key].is_unique().all()
+            assert updates[key].is_in(originals[key].implode()).all()
+
+
+def test_order_totals_add_up_and_refunds_arrive_later(shop_20k):
+    root, _ = shop_20k
+    items = read_entity(root, "order_items").group_by("order_id").agg(
+        total=(pl.col("quantity").cast(pl.Int64) * pl.col("unit_price").cast(pl.Float64)).sum()
+    )
+    orders = read_entity(root, "orders")
+    first_landing = orders.sort("landing_day").unique("order_id", keep="first")
+    joined = first_landing.join(items, on="order_id", how="left")
+    assert joined["total"].null_count() == 0
+    assert ((joined["total_amount"].cast(pl.Float64) - joined["total"]).abs() < 0.005).all()
+    statuses = first_landing["status"].value_counts().sort("status")
+    assert set(statuses["status"]) == {"completed", "cancelled"}
+    refunds = orders.filter(pl.col("status") == "refunded")
+    assert refunds.height > 0
+    assert refunds.join(first_landing, on="order_id").filter(pl.col("landing_day") <= pl.col("landing_day_right")).height == 0
+
+
+def test_interactions_cover_site_and_email_events(shop_20k):
+    root, _ = shop_20k
+    events = read_entity(root, "interactions")
+    counts = dict(events["event_type"].value_counts().iter_rows())
+    assert set(counts) == set(ENTITIES["interactions"].columns[2].allowed)
+    assert counts["spam_report"] < counts["unsubscribe"] < counts["open"] < counts["delivered"]
+    anonymous = events.filter(pl.col("customer_id").is_null())
+    assert anonymous.height > 0 and anonymous["anonymous_id"].null_count() == 0
+    letters = events.filter(pl.col("letter_key").is_not_null())["letter_key"]
+    assert letters.str.contains(r"^(welcome_day0|post_purchase|winback_90):C\d{6,}:\d{4}-\d{2}-\d{2}$").all()
+    # Abandoned carts: carted by a customer on a day without an order of theirs.
+    orders = read_entity(root, "orders").select("customer_id", "landing_day").unique()
+    carts = events.filter(pl.col("event_type") == "add_to_cart", pl.col("customer_id").is_not_null())
+    abandoned = carts.join(orders, on=["customer_id", "landing_day"], how="anti")
+    assert 0 < abandoned.height < carts.height
+
+
+def test_clean_sample_passes_the_row_rules_and_file_checks(tmp_path):
+    summary = generate_sample_shop(tmp_path, customers=2_000, days=45, end_day="2024-03-31", seed=11)
+    quarantined, rejected_files = quarantine(tmp_path, date.fromisoformat(summary["first_day"]), 45)
+    assert rejected_files == []
+    assert quarantined.height == 0, quarantined.head(5)
+
+
+# --- The figures of the lifecycle brief ------------------------------------------------------------
+
+
+def brief_figures(root: Path) -> dict[str, float]:
+    """Read the brief's figures back from the landing files: a purchase is an order not cancelled."""
+    customers = read_entity(root, "customers").filter(
+        pl.col("registered_at").str.slice(0, 10).str.to_date() == pl.col("landing_day")
+    ).select("customer_id", registered=pl.col("registered_at").str.slice(0, 10).str.to_date())
+    orders = read_entity(root, "orders").sort("landing_day").unique("order_id", keep="last")
+    lines = read_entity(root, "order_items").group_by("order_id").len("lines")
+    purchases = (
+        orders.filter(pl.col("status") != "cancelled")
+        .select("order_id", "customer_id", day=pl.col("ordered_at").str.slice(0, 10).str.to_date(), at="ordered_at")
+        .join(lines, on="order_id")
+        .sort("customer_id", "at")
+        .with_columns(next_day=pl.col("day").shift(-1).over("customer_id"), previous_day=pl.col("day").shift(1).over("customer_id"))
+    )
+    buyers = purchases.group_by("customer_id").agg(
+        first=pl.col("day").first(), purchases=pl.len(), first_lines=pl.col("lines").first()
+    ).join(customers, on="customer_id")
+    delay = (buyers["first"] - buyers["registered"]).dt.total_days()
+    repeat = buyers["purchases"] > 1
+    one_line = buyers["first_lines"] == 1
+    six_lines = buyers["first_lines"] >= 6
+    # 4-6 months lapsed as of three months before the end; did they buy in those three months?
+    as_of = purchases["day"].max() - timedelta(days=90)
+    last_before = purchases.filter(pl.col("day") <= as_of).group_by("customer_id").agg(last=pl.col("day").max())
+    lapsed = last_before.filter((pl.lit(as_of) - pl.col("last")).dt.total_days().is_between(120, 182))
+    came_back = purchases.filter(pl.col("day") > as_of, pl.col("day") <= as_of + timedelta(days=90))
+    firsts = purchases.filter(pl.col("previous_day").is_null())
+    return {
+        "same_day_first_purchase": float((delay == 0).mean()),
+        "first_week_first_purchase": float((delay <= 6).mean()),
+        "one_time_buyers": float((~repeat).mean()),
+        "repeat_6_lines_vs_1_line": float(repeat.filter(six_lines).mean() / repeat.filter(one_line).mean()),
+        "lapsed_4_6_months_back_within_3": lapsed.join(came_back, on="customer_id", how="semi").height / lapsed.height,
+        "new_buyers_going_on": float(firsts["next_day"].is_not_null().mean()),
+    }
+
+
+@pytest.fixture(scope="module")
+def figures(shop_20k) -> dict[str, float]:
+    return brief_figures(shop_20k[0])
+
+
+@pytest.mark.parametrize(
+    "figure, low, high",
+    [
+        pytest.param("same_day_first_purchase", 0.77, 0.83, id="80% of first purchases on the registration day"),
+        pytest.param("first_week_first_purchase", 0.84, 0.90, id="87% within the first week"),
+        pytest.param("one_time_buyers", 0.50, 0.70, id="more than half never buy twice"),
+        pytest.param("repeat_6_lines_vs_1_line", 1.7, 2.3, id="6+ item first orders repeat twice as often"),
+        pytest.param("lapsed_4_6_months_back_within_3", 0.17, 0.23, id="20% of the 4-6-month lapsed return"),
+        pytest.param("new_buyers_going_on", 0.33, 0.39, id="36% of new buyers go on"),
+    ],
+)
+def test_brief_figures_read_back_from_the_files(figures, figure, low, high):
+    assert low <= figures[figure] <= high, figures
+
+
+# --- Dirty mode --------------------------------------------------------------------------------------
+
+
+def contract_reasons() -> tuple[list[str], list[str]]:
+    """The row-level and file-level reason families listed in docs/data_contract.md."""
+    text = CONTRACT_DOC.read_text(encoding="utf-8")
+    row_section = text.split("### Row-level rejections")[1].split("### File-level rejections")[0]
+    file_section = text.split("### File-level rejections")[1].split("## 2.")[0]
+    row_reasons = [r.split(":")[0] for r in re.findall(r"`([a-z_]+(?::<column>)?)`", row_section)]
+    file_reasons = [r.split(":")[0] for r in re.findall(r"`([a-z_8]+(?::<a,b>)?)`", file_section)]
+    return row_reasons, file_reasons
+
+
+@pytest.fixture(scope="module")
+def dirty_shop(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("dirty") / "landing"
+    summary = generate_sample_shop(root, customers=3_000, days=60, end_day="2024-03-31", seed=5, dirty=True)
+    return root, summary
+
+
+def test_dirty_manifest_lists_every_contract_reason(dirty_shop):
+    root, summary = dirty_shop
+    manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert manifest["injected"]["rows"] == summary["injected"]["rows"]
+    row_reasons, file_reasons = contract_reasons()
+    assert len(row_reasons) == 14 and len(file_reasons) == 5
+    injected_families = {reason.split(":")[0] for reason in manifest["injected"]["rows"]}
+    assert injected_families == set(row_reasons)
+    assert {reason.split(":")[0] for reason in manifest["injected"]["files"]} == set(file_reasons)
+    bad_rows = sum(sum(per_entity.values()) for per_entity in manifest["injected"]["rows"].values())
+    assert bad_rows == len(manifest["injected"]["row_locations"])
+    assert bad_rows < 0.01 * sum(manifest["rows"].values())
+
+
+def test_dirty_files_really_are_bad(dirty_shop):
+    root, summary = dirty_shop
+    files = summary["injected"]["files"]
+    for relative in files["not_utf8"]:
+        with pytest.raises(UnicodeDecodeError):
+            (root / relative).read_bytes().decode("utf-8")
+    for relative in files["empty"]:
+        text = (root / relative).read_text(encoding="utf-8")
+        assert len(text.strip().splitlines()) <= 1  # nothing, or a header alone
+    for relative in files["unreadable"]:
+        path = root / relative
+        with pytest.raises(Exception):
+            pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path)
+    for reason, paths in files.items():
+        if reason.startswith("missing_columns:"):
+            missing = reason.split(":")[1].split(",")
+            for relative in paths:
+                header = (root / relative).read_text(encoding="utf-8").splitlines()[0].split(",")
+                assert not set(missing) & set(header)
+    for relative in files["unsupported_format"]:
+        assert Path(relative).suffix.lstrip(".") not in LANDING_FORMATS
+
+
+def test_quarantine_finds_exactly_what_was_injected(dirty_shop):
+    root, summary = dirty_shop
+    quarantined, rejected_files = quarantine(root, date.fromisoformat(summary["first_day"]), 60)
+    found = {(r, e): n for e, r, n in quarantined.group_by("entity", "reason").len().iter_rows()}
+    injected = {(r, e): n for r, per_entity in summary["injected"]["rows"].items() for e, n in per_entity.items()}
+    assert found == injected
+    located = {(x["file"], x["row_number"], x["reason"]) for x in summary["injected"]["row_locations"]}
+    assert set(quarantined.select("source_file", "row_number", "reason").iter_rows()) == located
+    rejected = {(path, reason.split(" ")[0]) for path, reason in rejected_files}
+    listed = {(path, reason) for reason, paths in summary["injected"]["files"].items() for path in paths}
+    assert rejected == listed
+
+
+# --- Rewriting and the command line ------------------------------------------------------------------
+
+
+def test_rewrite_replaces_entity_folders_and_leaves_everything_else(tmp_path):
+    stale = tmp_path / "orders" / "date=1999-01-01" / "old.csv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("order_id\nO1\n", encoding="utf-8")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("operator notes", encoding="utf-8")
+    generate_sample_shop(tmp_path, customers=100, days=5, end_day="2024-01-05")
+    assert not stale.parent.exists()
+    assert notes.read_text(encoding="utf-8") == "operator notes"
+
+
+def test_command_line_writes_the_shop_and_prints_a_summary(tmp_path, capsys):
+    main(["--landing", str(tmp_path), "--customers", "300", "--days", "10", "--end-day", "2024-02-10", "--dirty"])
+    printed = capsys.readouterr().out
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert (manifest["first_day"], manifest["last_day"]) == ("2024-02-01", "2024-02-10")
+    assert f"{manifest['rows']['interactions']:,} rows" in printed
+    assert "bad files" in printed
