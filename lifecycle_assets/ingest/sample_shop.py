@@ -796,8 +796,7 @@ def _inject_bad_rows(frames: dict[str, pl.DataFrame], shop: _Shop, injected: dic
         # registered before that day, so days after the first.
         picks = rng.integers(0, main_rows.height, count)
         bad_rows = []
-        for number, (reason, pick) in enumerate(zip(reason_of_row, picks), start=1):
-            row = main_rows.row(int(pick), named=True)
+        for number, (reason, row) in enumerate(zip(reason_of_row, main_rows[picks].to_dicts()), start=1):
             bad_rows.append(_break_row(entity, reason, row, number, shop))
             injected.setdefault(reason, {}).setdefault(entity, 0)
             injected[reason][entity] += 1
@@ -967,12 +966,11 @@ def _write_landing(frames: dict[str, pl.DataFrame], root: Path, base_epoch: int,
             path = folder / f"{file_stem}_{day_name}.{file_format}"
             has_bad = part["_reason"].null_count() < part.height
             if has_bad:
-                reasons = part["_reason"].to_list()
-                for row_number, reason in enumerate(reasons, start=1):
-                    if reason is not None:
-                        row_locations.append(
-                            {"entity": entity, "file": path.relative_to(root).as_posix(), "row_number": row_number, "reason": reason}
-                        )
+                located = part.select(pl.int_range(1, pl.len() + 1).alias("row_number"), "_reason").drop_nulls("_reason")
+                for row_number, reason in located.iter_rows():
+                    row_locations.append(
+                        {"entity": entity, "file": path.relative_to(root).as_posix(), "row_number": row_number, "reason": reason}
+                    )
             data = part.select(columns)
             if file_format == "csv":
                 data.write_csv(path)
