@@ -15,9 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
 	touch $@
 
+# One run at a time: every run writes the one DuckDB file, which takes one writer; later runs
+# (a schedule tick, a push started by the sensor) wait in the queue instead of failing on its lock.
 dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
-	@printf 'nux:\n  enabled: false\ntelemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	@printf 'nux:\n  enabled: false\ntelemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n' > $(DAGSTER_HOME)/dagster.yaml
 
 demo: install dagster-home
 	$(PY) -m lifecycle_assets.demo
