@@ -1,6 +1,131 @@
+"""When things run by themselves: the daily lifecycle build and the hourly trigger refresh.
+
+- `daily_lifecycle` (schedule `daily_lifecycle_schedule`, 01:00 UTC): ingests the landing day that
+  just closed, with every blocking check, then rebuilds the whole lifecycle and the quarantine summary.
+- `hourly_triggers` (schedule `hourly_triggers_schedule`, minute 15): re-ingests today's open landing
+  day and rebuilds only what abandoned-cart and abandoned-browse letters need, so those letters
+  leave within hours, not the next morning.
+Both rebuild `marts.letters_planned`, and the push sensor of the activation domain then starts one
+`push_to_sendgrid` run per build.
+
+Every run writes the one DuckDB file, which takes one writer at a time: a schedule skips its tick
+while another run that writes the warehouse is still going, rather than fail on the file lock. The
+daily schedule ticks again every hour until 06:00 and launches a day only if it has not launched it
+yet, so a busy 01:00 delays the day's build instead of losing it, and never builds a day twice.
+Schedules start stopped; an operator turns them on (docs/runbook.md), the push sensor runs by default.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
 import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+from lifecycle_assets.quality.checks import DAILY_VOLUME_ENTITIES
+
+TIMEZONE = "UTC"  # landing days are UTC days (docs/data_contract.md)
+LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
+# A whole-day measure that a day still landing fails by design: judged by the daily run, not hourly.
+WHOLE_DAY_CHECK = "volume_anomaly"
+# Runs that write the warehouse; a tick waits for none of them, it skips while one is going.
+WAREHOUSE_WRITING_JOBS = ("daily_lifecycle", "hourly_triggers", "push_to_sendgrid")
+
+DAILY_SELECTION = dg.AssetSelection.groups("ingest", "quality", "lifecycle")
+HOURLY_SELECTION = (
+    dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(LETTERS_PLANNED).upstream()
+) - dg.AssetSelection.checks(
+    *(dg.AssetCheckKey(dg.AssetKey(["raw", entity]), WHOLE_DAY_CHECK) for entity in DAILY_VOLUME_ENTITIES)
+)
 
 
-def automation_definitions() -> dg.Definitions:
-    """Placeholder until schedules land (issue 5)."""
-    return dg.Definitions()
+def warehouse_busy(context: dg.ScheduleEvaluationContext) -> str | None:
+    """The id and job of a run still writing the warehouse, if any."""
+    runs = context.instance.get_runs(
+        filters=dg.RunsFilter(job_name=None, statuses=[*IN_PROGRESS_RUN_STATUSES, dg.DagsterRunStatus.QUEUED]),
+        limit=20,
+    )
+    for run in runs:
+        if run.job_name in WAREHOUSE_WRITING_JOBS:
+            return f"{run.job_name} run {run.run_id[:8]}"
+    return None
+
+
+def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Definitions:
+    """Jobs and schedules over the project's daily landing partitions."""
+    daily_lifecycle = dg.define_asset_job(
+        "daily_lifecycle",
+        selection=DAILY_SELECTION,
+        partitions_def=partitions,
+        description="Ingest one landing day (the partition) with every blocking quality check, then rebuild "
+        "the quarantine summary and the whole lifecycle: stages, segments, triggers, planned letters, audiences, "
+        "report. Launch it for a past day to redo that day.",
+        tags={"lifecycle/automation": "daily"},
+    )
+    hourly_triggers = dg.define_asset_job(
+        "hourly_triggers",
+        selection=HOURLY_SELECTION,
+        partitions_def=partitions,
+        description="Re-ingest today's landing day as it stands and rebuild the models behind "
+        "marts.letters_planned, so abandoned-cart and abandoned-browse letters go out within the hour. "
+        "The whole-day volume checks are left to the daily run: a day still landing is small by design.",
+        tags={"lifecycle/automation": "hourly"},
+    )
+
+    @dg.schedule(
+        cron_schedule="0 1-6 * * *",
+        job=daily_lifecycle,
+        execution_timezone=TIMEZONE,
+        name="daily_lifecycle_schedule",
+        description="01:00 UTC: daily_lifecycle for the landing day that just closed (yesterday), "
+        "so each day is ingested once it is complete. If another run is writing the warehouse it tries "
+        "again on the hour until 06:00; it launches each day once.",
+    )
+    def daily_lifecycle_schedule(context: dg.ScheduleEvaluationContext):
+        closed_day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
+        launched = context.instance.get_runs(
+            filters=dg.RunsFilter(
+                job_name="daily_lifecycle",
+                tags={"dagster/schedule_name": "daily_lifecycle_schedule", "dagster/partition": closed_day},
+            ),
+            limit=1,
+        )
+        if launched:
+            return dg.SkipReason(f"{closed_day} was launched already (run {launched[0].run_id[:8]})")
+        return _request_day(context, partitions, closed_day, run_key=f"daily_lifecycle:{closed_day}")
+
+    @dg.schedule(
+        cron_schedule="15 * * * *",
+        job=hourly_triggers,
+        execution_timezone=TIMEZONE,
+        name="hourly_triggers_schedule",
+        description="Every hour at :15: hourly_triggers for today's landing day, so abandoned-cart and "
+        "abandoned-browse letters are planned (and pushed by the sensor) within the hour. "
+        "Skips while another run writes the warehouse.",
+    )
+    def hourly_triggers_schedule(context: dg.ScheduleEvaluationContext):
+        today = context.scheduled_execution_time.strftime("%Y-%m-%d")
+        hour = context.scheduled_execution_time.strftime("%Y-%m-%dT%H")
+        return _request_day(context, partitions, today, run_key=f"hourly_triggers:{hour}")
+
+    return dg.Definitions(
+        jobs=[daily_lifecycle, hourly_triggers],
+        schedules=[daily_lifecycle_schedule, hourly_triggers_schedule],
+    )
+
+
+def _request_day(
+    context: dg.ScheduleEvaluationContext, partitions: dg.DailyPartitionsDefinition, day: str, run_key: str
+) -> dg.RunRequest | dg.SkipReason:
+    """One run for `day`, unless the day precedes the first landing day or the warehouse is busy.
+
+    The run key names the day (and hour) in the run's tags; with the tick time Dagster uses it to
+    launch a tick evaluated twice (daemon restart) once.
+    """
+    first_day = partitions.start.strftime("%Y-%m-%d")
+    if day < first_day:
+        return dg.SkipReason(f"{day} is before the first landing day {first_day}")
+    busy = warehouse_busy(context)
+    if busy:
+        return dg.SkipReason(f"{busy} is still writing the warehouse; {run_key} waits for the next tick")
+    return dg.RunRequest(run_key=run_key, partition_key=day)

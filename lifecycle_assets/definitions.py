@@ -24,7 +24,7 @@ def build_definitions(first_landing_day: str | None = None) -> dg.Definitions:
         ingest_definitions(partitions),
         models_definitions(),
         activation_definitions(),
-        automation_definitions(),
+        automation_definitions(partitions),
         dg.Definitions(resources=default_resources(), executor=dg.in_process_executor),
     )
 
