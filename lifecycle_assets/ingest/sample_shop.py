@@ -345,7 +345,7 @@ class _Shop:
         favourite = rng.choice(PRODUCT_COUNT, size=buyer.size, p=self.product_weights)
         returned = np.zeros(buyer.size, dtype=bool)
         sequence = 0
-        while customer.size:
+        while True:
             lines = rng.choice(6, size=customer.size, p=ORDER_LINES_SHARES)
             customer_parts.append(customer)
             day_parts.append(day)
@@ -370,6 +370,8 @@ class _Shop:
             returned = fresh
             favourite = favourite[going_on]
             sequence += 1
+            if not customer.size:
+                break
 
         self.purchase_customer = np.concatenate(customer_parts)
         self.purchase_day = np.concatenate(day_parts)
@@ -388,9 +390,8 @@ class _Shop:
         # Last purchase per customer (for win-back letters) and the next purchase's day.
         order = np.lexsort((self.purchase_sequence, self.purchase_customer))
         customer_sorted = self.purchase_customer[order]
-        next_same = np.empty(count, dtype=bool)
+        next_same = np.zeros(count, dtype=bool)
         next_same[:-1] = customer_sorted[1:] == customer_sorted[:-1]
-        next_same[-1] = False
         next_day_sorted = np.full(count, -1, dtype=np.int64)
         next_day_sorted[:-1] = np.where(next_same[:-1], self.purchase_day[order][1:], -1)
         self.purchase_next_day = np.empty(count, dtype=np.int64)
@@ -787,6 +788,8 @@ def _inject_bad_rows(frames: dict[str, pl.DataFrame], shop: _Shop, injected: dic
     for entity, reasons in ROW_BREAKS.items():
         frame = frames[entity]
         main_rows = frame.filter(pl.col("_file") == entity)
+        if main_rows.is_empty():
+            raise ValueError(f"dirty mode copies real {entity} rows, but this shop has none: use more customers or days")
         count = max(len(reasons), int(round(DIRTY_ROW_SHARE * main_rows.height)))
         if entity == "products":
             count = len(reasons)
