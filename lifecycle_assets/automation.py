@@ -8,10 +8,10 @@
 Both rebuild `marts.letters_planned`, and the push sensor of the activation domain then starts one
 `push_to_sendgrid` run per build.
 
-Every run writes the one DuckDB file, which takes one writer at a time: a schedule skips its tick
-while another run that writes the warehouse is still going, rather than fail on the file lock. The
-daily schedule ticks again every hour until 06:00 and launches a day only if it has not launched it
-yet, so a busy 01:00 delays the day's build instead of losing it, and never builds a day twice.
+Every run writes the one DuckDB file, which takes one writer at a time, so the instance runs one
+run at a time (dagster.yaml, `make dagster-home`) and the others wait in the queue. The daily run
+always queues: a day must be built. An hourly tick is skipped while another warehouse run is queued
+or going: the next hour's run covers the same open day, and stacking them would only delay the daily.
 Schedules start stopped; an operator turns them on (docs/runbook.md), the push sensor runs by default.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from lifecycle_assets.quality.checks import DAILY_VOLUME_ENTITIES
 
@@ -28,8 +27,15 @@ TIMEZONE = "UTC"  # landing days are UTC days (docs/data_contract.md)
 LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
 # A whole-day measure that a day still landing fails by design: judged by the daily run, not hourly.
 WHOLE_DAY_CHECK = "volume_anomaly"
-# Runs that write the warehouse; a tick waits for none of them, it skips while one is going.
+# Runs that write the warehouse; an hourly tick is skipped while one of them is queued or going.
 WAREHOUSE_WRITING_JOBS = ("daily_lifecycle", "hourly_triggers", "push_to_sendgrid")
+NOT_FINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 DAILY_SELECTION = dg.AssetSelection.groups("ingest", "quality", "lifecycle")
 HOURLY_SELECTION = (
@@ -40,14 +46,11 @@ HOURLY_SELECTION = (
 
 
 def warehouse_busy(context: dg.ScheduleEvaluationContext) -> str | None:
-    """The id and job of a run still writing the warehouse, if any."""
-    runs = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=None, statuses=[*IN_PROGRESS_RUN_STATUSES, dg.DagsterRunStatus.QUEUED]),
-        limit=20,
-    )
-    for run in runs:
-        if run.job_name in WAREHOUSE_WRITING_JOBS:
-            return f"{run.job_name} run {run.run_id[:8]}"
+    """The job and id of a run that is queued or writing the warehouse, if any."""
+    for job_name in WAREHOUSE_WRITING_JOBS:
+        runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=NOT_FINISHED), limit=1)
+        if runs:
+            return f"{job_name} run {runs[0].run_id[:8]}"
     return None
 
 
@@ -73,26 +76,16 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
     )
 
     @dg.schedule(
-        cron_schedule="0 1-6 * * *",
+        cron_schedule="0 1 * * *",
         job=daily_lifecycle,
         execution_timezone=TIMEZONE,
         name="daily_lifecycle_schedule",
         description="01:00 UTC: daily_lifecycle for the landing day that just closed (yesterday), "
-        "so each day is ingested once it is complete. If another run is writing the warehouse it tries "
-        "again on the hour until 06:00; it launches each day once.",
+        "so each day is ingested once it is complete. Queues behind a run still writing the warehouse.",
     )
     def daily_lifecycle_schedule(context: dg.ScheduleEvaluationContext):
         closed_day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
-        launched = context.instance.get_runs(
-            filters=dg.RunsFilter(
-                job_name="daily_lifecycle",
-                tags={"dagster/schedule_name": "daily_lifecycle_schedule", "dagster/partition": closed_day},
-            ),
-            limit=1,
-        )
-        if launched:
-            return dg.SkipReason(f"{closed_day} was launched already (run {launched[0].run_id[:8]})")
-        return _request_day(context, partitions, closed_day, run_key=f"daily_lifecycle:{closed_day}")
+        return _request_day(partitions, closed_day, run_key=f"daily_lifecycle:{closed_day}")
 
     @dg.schedule(
         cron_schedule="15 * * * *",
@@ -101,12 +94,15 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
         name="hourly_triggers_schedule",
         description="Every hour at :15: hourly_triggers for today's landing day, so abandoned-cart and "
         "abandoned-browse letters are planned (and pushed by the sensor) within the hour. "
-        "Skips while another run writes the warehouse.",
+        "Skipped while another run that writes the warehouse is queued or going.",
     )
     def hourly_triggers_schedule(context: dg.ScheduleEvaluationContext):
         today = context.scheduled_execution_time.strftime("%Y-%m-%d")
+        busy = warehouse_busy(context)
+        if busy:
+            return dg.SkipReason(f"{busy} is queued or writing the warehouse; the next hour covers {today}")
         hour = context.scheduled_execution_time.strftime("%Y-%m-%dT%H")
-        return _request_day(context, partitions, today, run_key=f"hourly_triggers:{hour}")
+        return _request_day(partitions, today, run_key=f"hourly_triggers:{hour}")
 
     return dg.Definitions(
         jobs=[daily_lifecycle, hourly_triggers],
@@ -114,18 +110,13 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
     )
 
 
-def _request_day(
-    context: dg.ScheduleEvaluationContext, partitions: dg.DailyPartitionsDefinition, day: str, run_key: str
-) -> dg.RunRequest | dg.SkipReason:
-    """One run for `day`, unless the day precedes the first landing day or the warehouse is busy.
+def _request_day(partitions: dg.DailyPartitionsDefinition, day: str, run_key: str) -> dg.RunRequest | dg.SkipReason:
+    """One run for the landing day, unless it precedes the first landing day.
 
-    The run key names the day (and hour) in the run's tags; with the tick time Dagster uses it to
-    launch a tick evaluated twice (daemon restart) once.
+    The run key names the day (and hour) in the run's tags; with the tick time, Dagster uses it to
+    launch a tick that is evaluated twice (daemon restart) once.
     """
     first_day = partitions.start.strftime("%Y-%m-%d")
     if day < first_day:
         return dg.SkipReason(f"{day} is before the first landing day {first_day}")
-    busy = warehouse_busy(context)
-    if busy:
-        return dg.SkipReason(f"{busy} is still writing the warehouse; {run_key} waits for the next tick")
     return dg.RunRequest(run_key=run_key, partition_key=day)
