@@ -5,7 +5,12 @@
 with settings as (
     select
         $as_of::date as as_of,
-        $as_of::date - $letter_catch_up_days::integer as due_after
+        $as_of::date - $letter_catch_up_days::integer as due_after,
+        -- Cart and browse triggers only need the site events of the last few days: the cost follows
+        -- new data, not the whole history.
+        $as_of::date - $letter_catch_up_days::integer
+            - (greatest($abandoned_cart_window_hours::integer, $abandoned_browse_window_hours::integer) // 24 + 1)
+            as site_events_from
 ),
 lifecycle as (
     select * from marts.customer_lifecycle
@@ -54,7 +59,9 @@ welcome_bonus_expiring as (
 cart_events as (
     select customer_id, occurred_at, occurred_on, event_type, product_id
     from staging.stg_interactions
-    where customer_id is not null and event_type in ('add_to_cart', 'remove_from_cart', 'checkout_started')
+    where customer_id is not null
+      and event_type in ('add_to_cart', 'remove_from_cart', 'checkout_started')
+      and occurred_on >= (select site_events_from from settings)
 ),
 cart_days as (
     select
@@ -122,7 +129,10 @@ view_days as (
         max(occurred_at) as last_view_at,
         list(product_id order by occurred_at desc) as viewed_products
     from staging.stg_interactions
-    where customer_id is not null and event_type = 'product_view' and product_id is not null
+    where customer_id is not null
+      and event_type = 'product_view'
+      and product_id is not null
+      and occurred_on >= (select site_events_from from settings)
     group by customer_id, occurred_on
 ),
 abandoned_browse as (
