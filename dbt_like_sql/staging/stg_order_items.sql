@@ -1,19 +1,6 @@
 -- description: Lines of the orders placed by the end of the as-of day (latest landed version of each line), with the order's customer and whether it is a purchase.
 -- owners: team:data
 -- unique_key: order_id, line_number
-with versions as (
-    select
-        *,
-        row_number() over (
-            partition by order_id, line_number
-            order by
-                (_landing_date <= $as_of::date) desc,
-                case when _landing_date <= $as_of::date then _landing_date end desc,
-                _landing_date asc,
-                _row_number asc
-        ) as version_rank
-    from raw.order_items
-)
 select
     items.order_id,
     items.line_number,
@@ -24,6 +11,16 @@ select
     orders.ordered_at,
     orders.ordered_on,
     orders.is_purchase
-from versions as items
+from (
+    select order_id, line_number, product_id, quantity, unit_price
+    from raw.order_items
+    qualify row_number() over (
+        partition by order_id, line_number
+        order by
+            (_landing_date <= $as_of::date) desc,
+            case when _landing_date <= $as_of::date then _landing_date end desc,
+            _landing_date asc,
+            _row_number asc
+    ) = 1
+) as items
 join staging.stg_orders as orders using (order_id)
-where items.version_rank = 1

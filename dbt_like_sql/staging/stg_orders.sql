@@ -2,28 +2,25 @@
 -- owners: team:data
 -- unique_key: order_id
 -- count_by: status
-with versions as (
+select *
+from (
     select
-        *,
-        row_number() over (
-            partition by order_id
-            order by
-                (_landing_date <= $as_of::date) desc,
-                case when _landing_date <= $as_of::date then _landing_date end desc,
-                _landing_date asc,
-                _row_number asc
-        ) as version_rank
+        order_id,
+        customer_id,
+        ordered_at,
+        ordered_at::date as ordered_on,
+        status,
+        status = 'completed' as is_purchase,
+        total_amount,
+        _landing_date as landed_on
     from raw.orders
-)
-select
-    order_id,
-    customer_id,
-    ordered_at,
-    ordered_at::date as ordered_on,
-    status,
-    status = 'completed' as is_purchase,
-    total_amount,
-    _landing_date as landed_on
-from versions
-where version_rank = 1
-  and ordered_at < $as_of::date + 1
+    qualify row_number() over (
+        partition by order_id
+        order by
+            (_landing_date <= $as_of::date) desc,
+            case when _landing_date <= $as_of::date then _landing_date end desc,
+            _landing_date asc,
+            _row_number asc
+    ) = 1
+) as latest
+where ordered_at < $as_of::date + 1

@@ -1,19 +1,13 @@
 -- description: The catalogue as of the date: per product_id the latest row landed on or before the as-of day.
 -- owners: team:data
 -- unique_key: product_id
-with versions as (
-    select
-        *,
-        row_number() over (
-            partition by product_id
-            order by
-                (_landing_date <= $as_of::date) desc,
-                case when _landing_date <= $as_of::date then _landing_date end desc,
-                _landing_date asc,
-                _row_number asc
-        ) as version_rank
-    from raw.products
-)
 select product_id, name, category, price, rebuy_interval_days, _landing_date as landed_on
-from versions
-where version_rank = 1
+from raw.products
+qualify row_number() over (
+    partition by product_id
+    order by
+        (_landing_date <= $as_of::date) desc,
+        case when _landing_date <= $as_of::date then _landing_date end desc,
+        _landing_date asc,
+        _row_number asc
+) = 1

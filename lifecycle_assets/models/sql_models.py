@@ -36,6 +36,7 @@ SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
 HEADER_KEYS = ("description", "owners", "unique_key", "materialization", "count_by", "metrics", "preview_rows")
 MATERIALIZATIONS = ("table", "incremental")
 DEFAULT_OWNERS = ("team:data",)
+PRIVATE_COLUMNS = ("email",)
 
 
 class SqlModelError(ValueError):
@@ -239,8 +240,12 @@ def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[st
     if model.materialization == "incremental":
         metadata["rows_added"] = dg.MetadataValue.int(int(outcome["rows_added"]))
     order = ", ".join(model.unique_key) if model.unique_key else "1"
-    preview = connection.execute(f"select * from {model.table} order by {order} limit {model.preview_rows}").fetchall()
-    metadata["preview"] = dg.MetadataValue.md(_markdown_table(columns, preview))
+    # Customer emails never leave the warehouse through the UI.
+    shown = [column for column in columns if column not in PRIVATE_COLUMNS]
+    preview = connection.execute(
+        f"select {', '.join(shown)} from {model.table} order by {order} limit {model.preview_rows}"
+    ).fetchall()
+    metadata["preview"] = dg.MetadataValue.md(_markdown_table(shown, preview))
     for column in model.count_by:
         for value, count in connection.execute(
             f"select {column}, count(*) from {model.table} group by all order by 1 nulls last"

@@ -60,10 +60,14 @@ def test_every_model_of_the_project_loads_with_metadata():
         models
     )
     assert models["marts.customer_stage_history"].materialization == "incremental"
+    settings = set(LifecycleSettings.model_fields)
     for model in models.values():
         assert model.description and model.owners
-        # the as-of date is a bound parameter, never formatted into the SQL
-        assert "{" not in model.select_sql or "'product_id'" in model.select_sql
+        assert set(model.parameters) <= settings, model.table
+    # every staging model of a dated entity cuts at the as-of date through the bound parameter
+    for table in ("staging.stg_customers", "staging.stg_orders", "staging.stg_interactions"):
+        assert "as_of" in models[table].parameters
+    assert ("staging", "stg_orders") in models["staging.stg_order_items"].tables_read  # lines of orders up to the date
 
 
 def shop_with_everything() -> TinyShop:
@@ -108,6 +112,7 @@ def test_materialize_reports_metadata_passes_audits_and_history_is_incremental(t
     assert (lifecycle["stage/returned"], lifecycle["stage/new_buyer"], lifecycle["stage/visitor"]) == (1, 1, 2)
     assert "```sql" in lifecycle["sql"] and "$as_of" in lifecycle["sql"]
     assert "stage" in [column.name for column in lifecycle["dagster/column_schema"].columns]
+    assert "@example.com" not in lifecycle["preview"] and "| ann |" in lifecycle["preview"]
     letters = metadata_of(first, ["marts", "letters_planned"])
     assert letters["template_name/welcome"] == 1  # vic; nil has no consent
     report = metadata_of(first, ["marts", "lifecycle_report"])
