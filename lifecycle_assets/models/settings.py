@@ -52,7 +52,10 @@ class LifecycleSettings(dg.ConfigurableResource):
     def resolve_as_of(self, connection) -> dt.date:
         """The configured day, else the latest landing day found in raw.* (a past sample shop builds as of its own last day)."""
         if self.as_of:
-            return dt.date.fromisoformat(self.as_of)
+            try:
+                return dt.date.fromisoformat(self.as_of)
+            except ValueError as error:
+                raise ValueError(f"lifecycle_settings.as_of must be a day YYYY-MM-DD, got {self.as_of!r}") from error
         existing = {
             row[0]
             for row in connection.execute(

@@ -152,3 +152,11 @@ def test_letter_audits_find_a_bad_letter(tmp_path, build, audit):
     connection.execute("insert into marts.letters_planned select * from marts.letters_planned where customer_id = 'nil'")
     assert connection.execute(f"select count(*) from ({audit.bad_rows_sql})").fetchone()[0] >= 1
     assert audit.blocking
+
+
+def test_a_malformed_as_of_is_named(tmp_path):
+    with duckdb.connect(str(tmp_path / "empty.duckdb")) as connection:
+        with pytest.raises(ValueError, match="lifecycle_settings.as_of must be a day YYYY-MM-DD, got '21.11.2026'"):
+            LifecycleSettings(as_of="21.11.2026").resolve_as_of(connection)
+        with pytest.raises(ValueError, match="no raw"):
+            LifecycleSettings().resolve_as_of(connection)
