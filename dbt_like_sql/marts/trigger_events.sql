@@ -27,8 +27,10 @@ welcome as (
         strftime(facts.registered_on, '%Y-%m-%d') as instance,
         facts.registered_on + series.step as due_on,
         case when series.step = 0 then facts.registered_at else (facts.registered_on + series.step)::timestamp end as fired_at,
-        $welcome_bonus_amount::double as bonus_amount,
-        facts.registered_on + $welcome_bonus_valid_days::integer as bonus_expires_on,
+        -- the welcome bonus is for the first purchase: a customer who bought on day 0 gets none
+        case when lifecycle.stage = 'visitor' then $welcome_bonus_amount::double end as bonus_amount,
+        case when lifecycle.stage = 'visitor' then facts.registered_on + $welcome_bonus_valid_days::integer end
+            as bonus_expires_on,
         []::varchar[] as products,
         json_object('series_step', series.step, 'registered_on', strftime(facts.registered_on, '%Y-%m-%d')) as details
     from facts

@@ -41,6 +41,13 @@ def test_welcome_letter_carries_bonus_and_popular_recommendations(build):
     assert personalisation["recommendations"][0] == {"product_id": "p2", "name": "Product p2"}
 
 
+def test_a_customer_who_bought_on_registration_day_gets_the_welcome_letter_without_bonus(build):
+    shop = visitor_shop().order("o1", "vic", at(0, 10))
+    personalisation = build(shop, as_of=0).letters("vic")["welcome_day0:vic:2024-01-01"]["personalisation"]
+    assert (personalisation["bonus_amount"], personalisation["bonus_expires_on"]) == (None, None)
+    assert personalisation["stage"] == "new_buyer"
+
+
 def test_bonus_expiring_and_day_2_letters_stop_once_the_visitor_buys(build):
     shop = visitor_shop().order("o1", "vic", at(1))
     assert build(shop, as_of=2).triggers("vic") == {"post_purchase"}
