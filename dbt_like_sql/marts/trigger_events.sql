@@ -10,7 +10,18 @@ with settings as (
         -- new data, not the whole history.
         $as_of::date - $letter_catch_up_days::integer
             - (greatest($abandoned_cart_window_hours::integer, $abandoned_browse_window_hours::integer) // 24 + 1)
-            as site_events_from
+            as site_events_from,
+        -- What the data knows of: the end of the as-of day, or earlier when the day is still
+        -- landing (the hourly build). A cart's window must have closed by then, or an order placed
+        -- after the last event we have seen would still count.
+        least(
+            ($as_of::date + 1)::timestamp,
+            greatest(
+                (select max(occurred_at) from staging.stg_interactions),
+                (select max(ordered_at) from staging.stg_orders),
+                (select max(registered_at) from staging.stg_customers)
+            )
+        ) as known_until
 ),
 lifecycle as (
     select * from marts.customer_lifecycle
@@ -120,8 +131,7 @@ abandoned_cart as (
             'checkout_started', abandoned_carts.checkout_started
         ) as details
     from abandoned_carts
-    -- the window must have closed by the end of the as-of day
-    where abandoned_carts.window_closes_at < (select as_of from settings) + 1
+    where abandoned_carts.window_closes_at <= (select known_until from settings)
 ),
 view_days as (
     select
@@ -151,7 +161,7 @@ abandoned_browse as (
         list_distinct(view_days.viewed_products)[1:3] as products,
         json_object('viewed_at', strftime(view_days.last_view_at, '%Y-%m-%dT%H:%M:%S')) as details
     from view_days
-    where view_days.last_view_at + to_hours($abandoned_browse_window_hours::integer) < (select as_of from settings) + 1
+    where view_days.last_view_at + to_hours($abandoned_browse_window_hours::integer) <= (select known_until from settings)
       and not exists (
           select 1
           from cart_events

@@ -68,7 +68,7 @@ def cart_shop(order_minutes_after_cart: int | None) -> TinyShop:
     shop.event("checkout_started", "vic", at(3, 11, 0))
     if order_minutes_after_cart is not None:
         shop.order("o1", "vic", at(3, 11, 0) + dt.timedelta(minutes=order_minutes_after_cart))
-    return shop
+    return shop.seen_until(at(3, 23, 59))
 
 
 @pytest.mark.parametrize(
@@ -101,9 +101,23 @@ def test_abandoned_cart_window_is_configurable(build):
 
 def test_abandoned_cart_waits_until_the_window_has_closed(build):
     shop = visitor_shop()
-    shop.event("add_to_cart", "vic", at(3, 22, 0), product_id="p1")
+    shop.event("add_to_cart", "vic", at(3, 22, 0), product_id="p1").seen_until(at(3, 23, 59))
+    shop.seen_until(at(4, 8))
     assert "abandoned_cart" not in build(shop, as_of=3).triggers("vic")
     assert "abandoned_cart" in build(shop, as_of=4).triggers("vic")
+
+
+@pytest.mark.parametrize(
+    ("data_seen_until", "abandoned"),
+    [
+        pytest.param(at(3, 12), False, id="intraday-build-window-still-open"),
+        pytest.param(at(3, 15), True, id="intraday-build-window-closed"),
+    ],
+)
+def test_an_intraday_build_plans_the_cart_letter_only_once_its_window_has_closed(build, data_seen_until, abandoned):
+    """The hourly build runs while the day is landing: what is known ends at the latest event."""
+    shop = visitor_shop().event("add_to_cart", "vic", at(3, 11), product_id="p1").seen_until(data_seen_until)
+    assert ("abandoned_cart" in build(shop, as_of=3).triggers("vic")) is abandoned
 
 
 @pytest.mark.parametrize(
@@ -118,6 +132,7 @@ def test_abandoned_browse(build, then, abandoned):
     shop.event("product_view", "vic", at(3, 9), product_id="p3")
     if then:
         shop.event(then, "vic", at(3, 20), product_id="p3")
+    shop.seen_until(at(4, 23))
     letters = build(shop, as_of=4).letters("vic")
     assert ("abandoned_browse:vic:2024-01-04" in letters) is abandoned
     if abandoned:

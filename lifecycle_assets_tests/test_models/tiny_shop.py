@@ -154,6 +154,10 @@ class TinyShop:
         )
         return self
 
+    def seen_until(self, moment: dt.datetime) -> TinyShop:
+        """Another visitor's page view: the data now shows that the shop's clock reached `moment`."""
+        return self.event("page_view", None, moment, anonymous_id="someone-else")
+
     def _add(self, entity: str, row: dict, landed: dt.date) -> None:
         table = self.rows[entity]
         table.append(
