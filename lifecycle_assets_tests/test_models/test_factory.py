@@ -118,15 +118,17 @@ def test_materialize_reports_metadata_passes_audits_and_history_is_incremental(t
     report = metadata_of(first, ["marts", "lifecycle_report"])
     assert report["customers_total"] == 4.0
     history = metadata_of(first, ["marts", "customer_stage_history"])
-    # ann: new_buyer, departing, returned; bob: new_buyer; vic and nil: visitor
-    assert history["rows_added"] == history["dagster/row_count"] == 6
+    # Day 150 is the last landing day, still open: its transitions wait. Before it: ann new_buyer
+    # (day 0) and departing (day 90), bob new_buyer (day 140).
+    assert history["rows_added"] == history["dagster/row_count"] == 3
 
     again = materialize_models(database, day(150).isoformat())
     assert metadata_of(again, ["marts", "customer_stage_history"])["rows_added"] == 0
 
     later = materialize_models(database, day(250).isoformat())
-    # ann is active again on day 180 (30 days after her return) and departs on day 240; bob departs on day 230
-    assert metadata_of(later, ["marts", "customer_stage_history"])["rows_added"] == 3
+    # day 150: ann returned, vic and nil visitors; ann active again on day 180 (30 days after her
+    # return) and departing on day 240; bob departing on day 230
+    assert metadata_of(later, ["marts", "customer_stage_history"])["rows_added"] == 6
     with duckdb.connect(str(database)) as connection:
         ann = connection.execute(
             "select started_on, stage from marts.customer_stage_history where customer_id = 'ann' order by started_on"
@@ -160,3 +162,11 @@ def test_a_malformed_as_of_is_named(tmp_path):
             LifecycleSettings(as_of="21.11.2026").resolve_as_of(connection)
         with pytest.raises(ValueError, match="no raw"):
             LifecycleSettings().resolve_as_of(connection)
+
+
+def test_a_past_day_is_complete_and_its_transitions_are_recorded_at_once(build):
+    """A backtest as of day 90 of a shop that landed until day 150: day 90 is over, ann's departing counts."""
+    built = build(shop_with_everything(), as_of=90)
+    assert built.connection.execute(
+        "select stage, started_on from marts.customer_stage_history where customer_id = 'ann' order by started_on"
+    ).fetchall() == [("new_buyer", day(0)), ("departing", day(90))]
