@@ -14,25 +14,9 @@ import duckdb
 import polars as pl
 
 from lifecycle_assets.ingest.contract import ENTITIES
+from lifecycle_assets.ingest.storage import raw_table_ddl
+from lifecycle_assets.ingest.validation import POLARS_TYPES
 
-POLARS_TYPES = {
-    "string": pl.Utf8,
-    "email": pl.Utf8,
-    "timestamp": pl.Datetime("us"),
-    "date": pl.Date,
-    "boolean": pl.Boolean,
-    "integer": pl.Int64,
-    "amount": pl.Float64,
-}
-DUCKDB_TYPES = {
-    "string": "VARCHAR",
-    "email": "VARCHAR",
-    "timestamp": "TIMESTAMP",
-    "date": "DATE",
-    "boolean": "BOOLEAN",
-    "integer": "BIGINT",
-    "amount": "DOUBLE",
-}
 DAY_ZERO = dt.date(2024, 1, 1)
 
 
@@ -184,10 +168,8 @@ class TinyShop:
                     "_ingested_at": pl.Datetime("us"),
                 }
                 frame = pl.DataFrame(self.rows[name], schema=schema)
-                columns = ", ".join(
-                    f"{column.name} {DUCKDB_TYPES[column.type]}" for column in entity.columns
-                ) + ", _landing_date DATE, _source_file VARCHAR, _row_number BIGINT, _ingested_at TIMESTAMP"
-                connection.execute(f"create or replace table raw.{name} ({columns})")
+                connection.execute(f"drop table if exists raw.{name}")
+                connection.execute(raw_table_ddl(entity))  # the very table the ingest writes
                 connection.register("new_rows", frame)
                 connection.execute(f"insert into raw.{name} by name select * from new_rows")
                 connection.unregister("new_rows")
