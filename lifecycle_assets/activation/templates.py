@@ -1,8 +1,11 @@
 """Letter templates kept as code and mirrored to SendGrid dynamic templates.
 
-Each letter type is a folder `templates/<template_name>/` with `subject.txt`, `body.html`
-(handlebars) and `body.txt`. In SendGrid it is the dynamic template `lifecycle:<name>`; the
-version name carries a hash of the content, so a sync only writes when the repo changed.
+Each letter type is a folder `templates/<template_name>/` with `subject.txt`, `message.html` and
+`message.txt` (handlebars: what this letter says) and `products_heading.txt`. The frame every
+letter shares (greeting, bonus, product lists, unsubscribe link) is `templates/_layout/`, written
+once. In SendGrid a letter type is the dynamic template `lifecycle:<name>`, holding the rendered
+HTML and text; the version name carries a hash of that content, so a sync only writes when the
+repo changed.
 """
 
 from __future__ import annotations
@@ -38,20 +41,41 @@ class LetterTemplate:
         return f"{self.name} {self.content_hash}"
 
 
+LETTER_PARTS = ("subject.txt", "message.html", "message.txt", "products_heading.txt")
+LAYOUT_FOLDER = "_layout"
+
+
+def _read_parts(folder: Path, names: tuple[str, ...], what: str) -> dict[str, str]:
+    parts = {}
+    for name in names:
+        file = folder / name
+        if not file.is_file():
+            raise FileNotFoundError(f"{what} has no {name} (expected {file})")
+        parts[name] = file.read_text(encoding="utf-8")
+    return parts
+
+
+def _render(layout: str, message: str, products_heading: str) -> str:
+    # [[...]] placeholders, not handlebars: the layout's {{...}} are SendGrid's to fill per letter.
+    return layout.replace("[[message]]", message.rstrip("\n")).replace("[[products_heading]]", products_heading.strip())
+
+
 def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, LetterTemplate]:
-    """Every template folder; a folder missing one of its three files is an error that names it."""
+    """Every letter type rendered into the shared layout; a missing part is an error that names it."""
+    layout = _read_parts(directory / LAYOUT_FOLDER, ("body.html", "body.txt"), "the letter layout")
     templates = {}
     for folder in sorted(path for path in directory.iterdir() if path.is_dir() and not path.name.startswith("_")):
-        parts = {}
-        for part in ("subject.txt", "body.html", "body.txt"):
-            file = folder / part
-            if not file.is_file():
-                raise FileNotFoundError(f"letter template {folder.name!r} has no {part} (expected {file})")
-            parts[part] = file.read_text(encoding="utf-8")
+        parts = _read_parts(folder, LETTER_PARTS, f"letter template {folder.name!r}")
         subject = parts["subject.txt"].strip()
         if not subject:
             raise ValueError(f"letter template {folder.name!r}: subject.txt is empty")
-        templates[folder.name] = LetterTemplate(folder.name, subject, parts["body.html"], parts["body.txt"])
+        heading = parts["products_heading.txt"]
+        templates[folder.name] = LetterTemplate(
+            folder.name,
+            subject,
+            _render(layout["body.html"], parts["message.html"], heading),
+            _render(layout["body.txt"], parts["message.txt"], heading),
+        )
     return templates
 
 

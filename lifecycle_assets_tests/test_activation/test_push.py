@@ -271,3 +271,21 @@ def test_template_sync_creates_once_and_versions_only_changes(fake, warehouse, m
     active = [v for v in after["lifecycle:welcome"]["versions"] if v["active"]]
     assert [v["subject"] for v in active] == ["Welcome, new subject"]
     assert all(len(after[name]["versions"]) == 1 for name in after if name != "lifecycle:welcome")
+
+
+def test_a_change_to_the_shared_letter_layout_versions_every_letter_type(fake, warehouse, monkeypatch, tmp_path):
+    push(warehouse, sendgrid_for(fake))
+    import shutil
+
+    changed = tmp_path / "templates"
+    shutil.copytree(load_templates.__globals__["TEMPLATES_DIR"], changed)
+    layout = changed / "_layout" / "body.html"
+    layout.write_text(layout.read_text().replace("Unsubscribe</a>", "Unsubscribe from these letters</a>"))
+    monkeypatch.setattr(load_templates, "__defaults__", (changed,))
+    push(warehouse, sendgrid_for(fake))
+
+    for name, template in fake.templates().items():
+        active = [v for v in template["versions"] if v["active"]]
+        assert len(template["versions"]) == 2, name
+        assert "Unsubscribe from these letters" in active[0]["html_content"], name
+        assert "[[message]]" not in active[0]["html_content"] and "[[products_heading]]" not in active[0]["html_content"]
