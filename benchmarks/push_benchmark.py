@@ -46,7 +46,7 @@ def push_letters_timed(fake: FakeSendGrid, warehouse: Path, letters_per_request:
         requests_before = session.stats.requests
         started = time.perf_counter()
         result = push_letters(
-            connection, session, pool, sender, template_ids, "benchmark",
+            connection, session, pool, sender, lambda: template_ids, "benchmark",
             max_in_flight=concurrency, letters_per_request=letters_per_request,
         )
         elapsed = time.perf_counter() - started

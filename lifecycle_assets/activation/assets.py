@@ -152,14 +152,13 @@ def sendgrid_letters(
             released = ledger.release_letters(connection, config.release_unknown_letter_keys)
             context.log.info(f"released {released} unknown letter(s) for sending: operator request")
         try:
-            template_ids = sync_templates(session, templates).template_ids
             sender = LetterSender(session, sendgrid.sender_email, sendgrid.sender_name, sendgrid.unsubscribe_group_id)
             result = push_letters(
                 connection,
                 session,
                 pool,
                 sender,
-                template_ids,
+                lambda: sync_templates(session, templates).template_ids,
                 context.run.run_id,
                 max_in_flight=max(1, sendgrid.max_concurrent_requests),
             )

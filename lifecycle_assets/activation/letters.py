@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from lifecycle_assets.activation import ledger
 from lifecycle_assets.activation.client import (
@@ -251,18 +251,25 @@ def push_letters(
     session: SendGridSession,
     pool: ThreadPoolExecutor,
     sender: LetterSender,
-    template_ids: dict[str, str],
+    template_ids_for_sending: Callable[[], dict[str, str]],
     run_id: str,
     max_in_flight: int,
     letters_per_request: int = MAX_PERSONALIZATIONS_PER_REQUEST,
     suppressions: dict[str, str] | None = None,
 ) -> LetterPushResult:
-    """Send every sendable letter once; the ledger is written only from this (the calling) thread."""
+    """Send every sendable letter once; the ledger is written only from this (the calling) thread.
+
+    Templates and suppressions are asked of SendGrid only when there is a letter to send, so a
+    push with nothing new makes no request at all.
+    """
     result = LetterPushResult()
     ledger.ensure_schema(connection)
     result.interrupted_claims_now_unknown = ledger.mark_interrupted_claims_unknown(connection)
     result.newly_planned = ledger.plan_new_letters(connection)
     letters = sendable_letters(connection)
+    if not letters:
+        return result
+    template_ids = template_ids_for_sending()
 
     sendgrid_suppressed = suppressions if suppressions is not None else pull_sendgrid_suppressions(
         session, sender.unsubscribe_group_id

@@ -78,8 +78,11 @@ def test_rerun_without_change_sends_nothing_new(fake, warehouse):
 
     new_requests = fake.requests[before:]
     assert len(fake.sent_messages()) == sent_before
-    assert [r for r in new_requests if r.method != "GET"] == []
+    # Only the template listing that confirms SendGrid still holds our templates: no suppression
+    # pulls and no template lookups when there is no letter to send, no audience request at all.
+    assert {(r.method, r.path) for r in new_requests} == {("GET", "/v3/templates")}
     assert materialization_metadata(result, ["sendgrid_audiences"])["requests_made"] == 0
+    assert materialization_metadata(result, ["sendgrid_letters"])["requests_made"] == 0
 
 
 def test_audience_change_sends_only_the_diff(fake, warehouse):
