@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 LOCATION = "__repository__@lifecycle_assets.definitions"
 GROUPS = ("ingest", "quality", "lifecycle", "activation")
