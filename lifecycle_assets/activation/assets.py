@@ -9,7 +9,7 @@ from lifecycle_assets.activation.audiences import sync_audiences
 from lifecycle_assets.activation.client import SendGridAuthError, SendGridError, SendGridRejected
 from lifecycle_assets.activation.letters import LetterSender, push_letters
 from lifecycle_assets.activation.resources import SendGridResource
-from lifecycle_assets.activation.templates import load_templates, sync_templates
+from lifecycle_assets.activation.templates import LetterTemplate, load_templates, render_letter, sync_templates
 
 LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
 AUDIENCES = dg.AssetKey(["marts", "audiences"])
@@ -37,6 +37,26 @@ def _markdown_table(header: tuple[str, str], rows: dict) -> str:
     return "\n".join(lines)
 
 
+def _letter_previews(templates: dict[str, LetterTemplate], log) -> str:
+    """One letter of each type as a customer reads it (subject and text part), filled with its sample.json."""
+    import pybars
+
+    sections = []
+    for name, template in sorted(templates.items()):
+        if template.sample is None:
+            sections.append(f"### {name}\n\n_no sample.json in templates/{name}/: nothing to preview_")
+            continue
+        try:
+            letter = render_letter(template, template.sample)
+        except pybars.PybarsError as error:
+            # SendGrid's handlebars knows helpers pybars lacks; the push itself does not depend on the preview.
+            log(f"letter template {name!r} could not be previewed: {error}")
+            sections.append(f"### {name}\n\n_could not render the preview: {error}_")
+            continue
+        sections.append(f"### {name}\n\n**Subject:** {letter.subject}\n\n```text\n{letter.text.strip()}\n```")
+    return "\n\n".join(sections)
+
+
 @dg.asset(
     key=SENDGRID_TEMPLATES,
     group_name="activation",
@@ -47,6 +67,7 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
     """The letter templates kept in this repository, as active SendGrid dynamic templates.
 
     A template is created when missing and gets a new active version only when its subject or body changed.
+    The metadata shows one letter of each type rendered with its sample personalisation.
     """
     templates = load_templates()
     session = sendgrid.session(context.run.run_id, log=context.log.warning)
@@ -67,6 +88,7 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
                     ("template", "content hash"), {name: t.content_hash for name, t in sorted(templates.items())}
                 )
             ),
+            "letter_previews": dg.MetadataValue.md(_letter_previews(templates, context.log.warning)),
         }
     )
 
@@ -185,8 +207,8 @@ def sendgrid_letters(
         "requests_made": session.stats.requests,
         "request_retries": session.stats.retries,
         "dry_run": session.dry_run,
-        "ledger_unknown_total": totals["unknown"],
-        "ledger_failed_total": totals["failed"],
+        # Every state, 0 when empty, so each one plots as a steady line across runs.
+        **{f"ledger_{state}_total": totals.get(state, 0) for state in ledger.ALL_STATES},
         "preview": dg.MetadataValue.md(
             _markdown_table(("ledger state", "letters"), totals)
             + "\n\n"

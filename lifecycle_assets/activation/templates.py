@@ -1,9 +1,10 @@
 """Letter templates kept as code and mirrored to SendGrid dynamic templates.
 
 Each letter type is a folder `templates/<template_name>/` with `subject.txt`, `message.html` and
-`message.txt` (handlebars: what this letter says) and `products_heading.txt`. The frame every
-letter shares (greeting, bonus, product lists, unsubscribe link) is `templates/_layout/`, written
-once. In SendGrid a letter type is the dynamic template `lifecycle:<name>`, holding the rendered
+`message.txt` (handlebars: what this letter says) and `products_heading.txt`, plus `sample.json`:
+a realistic personalisation with the keys docs/lifecycle_model.md gives the letter type, used to
+show an operator the rendered letter. The frame every letter shares (greeting, bonus, product
+lists, unsubscribe link) is `templates/_layout/`, written once. In SendGrid a letter type is the dynamic template `lifecycle:<name>`, holding the rendered
 HTML and text; the version name carries a hash of that content, so a sync only writes when the
 repo changed.
 """
@@ -11,7 +12,8 @@ repo changed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle_assets.activation.client import SendGridSession
@@ -26,6 +28,8 @@ class LetterTemplate:
     subject: str
     html: str
     text: str
+    # Not part of what SendGrid holds, so not part of the content hash either.
+    sample: dict | None = field(default=None, compare=False)
 
     @property
     def content_hash(self) -> str:
@@ -42,6 +46,7 @@ class LetterTemplate:
 
 
 LETTER_PARTS = ("subject.txt", "message.html", "message.txt", "products_heading.txt")
+SAMPLE_FILE = "sample.json"
 LAYOUT_FOLDER = "_layout"
 
 
@@ -75,8 +80,55 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, LetterTemplate]
             subject,
             _render(layout["body.html"], parts["message.html"], heading),
             _render(layout["body.txt"], parts["message.txt"], heading),
+            sample=_read_sample(folder),
         )
     return templates
+
+
+def _read_sample(folder: Path) -> dict | None:
+    file = folder / SAMPLE_FILE
+    if not file.is_file():
+        return None
+    try:
+        sample = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"letter template {folder.name!r}: {file} is not JSON: {error}") from error
+    if not isinstance(sample, dict):
+        raise ValueError(f"letter template {folder.name!r}: {file} must hold one JSON object (a personalisation)")
+    return sample
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    subject: str
+    html: str
+    text: str
+
+
+def render_letter(template: LetterTemplate, personalisation: dict) -> RenderedLetter:
+    """The letter one customer would read: subject, HTML and text filled with their personalisation.
+
+    pybars is a handlebars implementation like SendGrid's, so a preview shows what SendGrid sends
+    (values HTML-escaped in both parts, as SendGrid does). SendGrid's own substitution tags
+    (`<%asm_group_unsubscribe_raw_url%>`) are not handlebars and stay as they are.
+    """
+    import pybars
+
+    compiler = pybars.Compiler()
+    return RenderedLetter(
+        subject=str(compiler.compile(template.subject)(personalisation)),
+        html=str(compiler.compile(template.html)(personalisation)),
+        text=str(compiler.compile(template.text)(personalisation)),
+    )
+
+
+def render_samples(templates: dict[str, LetterTemplate]) -> dict[str, RenderedLetter]:
+    """Every letter type that has a sample.json, rendered with it."""
+    return {
+        name: render_letter(template, template.sample)
+        for name, template in sorted(templates.items())
+        if template.sample is not None
+    }
 
 
 @dataclass

@@ -1,0 +1,58 @@
+"""What an operator reads about letters in the UI: one rendered letter of each type, and the ledger per state."""
+
+from __future__ import annotations
+
+import pytest
+
+from lifecycle_assets.activation.ledger import ALL_STATES
+from lifecycle_assets.activation.templates import TEMPLATES_DIR, load_templates, render_letter
+
+from .conftest import materialization_metadata, planned_letters, push, sendgrid_for
+
+TEMPLATES = load_templates()
+
+
+def test_every_letter_type_has_a_sample_personalisation():
+    letter_types = {path.name for path in TEMPLATES_DIR.iterdir() if path.is_dir() and not path.name.startswith("_")}
+    assert set(TEMPLATES) == letter_types
+    assert [name for name, template in TEMPLATES.items() if template.sample is None] == []
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_a_letter_renders_completely_with_its_sample(name):
+    template = TEMPLATES[name]
+    letter = render_letter(template, template.sample)
+    for part in (letter.subject, letter.html, letter.text):
+        assert part.strip()
+        assert "{{" not in part and "}}" not in part
+        assert "[[" not in part and "]]" not in part
+    # the greeting and the recommendations come from the sample, not from the template
+    assert f"Hi {template.sample['first_name']}," in letter.text
+    assert template.sample["recommendations"][0]["name"] in letter.text
+    assert f"<li>{template.sample['recommendations'][0]['name']}</li>" in letter.html
+    # SendGrid fills its own substitution tag per recipient; handlebars must leave it alone
+    assert "<%asm_group_unsubscribe_raw_url%>" in letter.text and "<%asm_group_unsubscribe_raw_url%>" in letter.html
+
+
+def test_a_bonus_shows_only_when_the_letter_carries_one():
+    template = TEMPLATES["birthday"]
+    with_bonus = render_letter(template, template.sample).text
+    without_bonus = render_letter(template, {**template.sample, "bonus_amount": None, "bonus_expires_on": None}).text
+    assert f"Your bonus: {template.sample['bonus_amount']}, valid until {template.sample['bonus_expires_on']}." in with_bonus
+    assert "Your bonus" not in without_bonus
+
+
+def test_a_dry_run_push_shows_a_letter_of_each_type_and_every_ledger_state(fake, warehouse, tmp_path):
+    result = push(warehouse, sendgrid_for(fake, api_key=None, outbox_dir=str(tmp_path / "outbox")))
+
+    previews = materialization_metadata(result, ["sendgrid_templates"])["letter_previews"]
+    for name, template in TEMPLATES.items():
+        letter = render_letter(template, template.sample)
+        assert f"### {name}\n\n**Subject:** {letter.subject}\n\n```text\n" in previews
+        assert letter.text.strip() in previews
+    assert "{{" not in previews
+
+    letters = materialization_metadata(result, ["sendgrid_letters"])
+    totals = {state: letters[f"ledger_{state}_total"] for state in ALL_STATES}
+    assert totals == {state: 0 for state in ALL_STATES} | {"dry_run": len(planned_letters(warehouse))}
+    assert fake.requests == []
