@@ -75,7 +75,7 @@ def run_ingest(
     extra_assets: list | None = None,
 ) -> IngestRun:
     """Materialise every ingest asset, its checks and the quarantine summary over a landing-day range, in one run."""
-    definitions = ingest_definitions(daily_landing_partitions("2020-01-01"))
+    definitions = ingest_definitions(daily_landing_partitions(min(first_day, "2020-01-01")))
     result = dg.materialize(
         [*definitions.assets, *definitions.asset_checks, *(extra_assets or [])],
         resources={
