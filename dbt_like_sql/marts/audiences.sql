@@ -2,6 +2,7 @@
 -- owners: team:data
 -- unique_key: customer_id, list_name
 -- count_by: list_name
+-- count_table: list_name
 with members as (
     select *
     from marts.customer_lifecycle

@@ -2,6 +2,8 @@
 -- owners: team:data
 -- unique_key: customer_id
 -- count_by: stage, recency_segment, rfm_segment
+-- count_table: stage, recency_segment
+-- count_table: rfm_segment
 with current_stage as (
     select customer_id, stage, started_on as stage_started_on, previous_stage
     from intermediate.stage_transitions

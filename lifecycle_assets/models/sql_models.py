@@ -9,16 +9,22 @@ the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(
     -- unique_key: customer_id
     -- materialization: incremental        (default: table)
     -- count_by: stage                     (numeric metadata: rows per value of these columns)
+    -- count_table: stage, recency_segment (markdown: rows per value of one column, or of two as
+                                            rows x columns; one table per line)
     -- metrics: metric, value              (numeric metadata: one entry per row of a report)
     -- preview_rows: 40                    (rows in the markdown preview; default 5)
 
 Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
 never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
+
+Counts list every known value of a column (`KNOWN_VALUES`: stages, segments, letter types, ...),
+0 when no row has it, so a value that empties out stays on Dagster's plot instead of vanishing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import graphlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +36,85 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from lifecycle_assets.environment import PROJECT_ROOT
+from lifecycle_assets.ingest.contract import EVENT_TYPES, ORDER_STATUSES
 from lifecycle_assets.models.settings import LifecycleSettings
 
 SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
-HEADER_KEYS = ("description", "owners", "unique_key", "materialization", "count_by", "metrics", "preview_rows")
+HEADER_KEYS = (
+    "description",
+    "owners",
+    "unique_key",
+    "materialization",
+    "count_by",
+    "count_table",
+    "metrics",
+    "preview_rows",
+)
 MATERIALIZATIONS = ("table", "incremental")
 DEFAULT_OWNERS = ("team:data",)
 PRIVATE_COLUMNS = ("email",)
+
+# The values the model's columns can take (docs/lifecycle_model.md sections 1 and 2).
+STAGES = ("visitor", "new_buyer", "active", "departing", "returned")
+RECENCY_SEGMENTS = ("0_90", "90_180", "180_360", "360_plus")
+RFM_SEGMENTS = (
+    "champions",
+    "loyal",
+    "cannot_lose",
+    "at_risk",
+    "new_customers",
+    "potential_loyalists",
+    "promising",
+    "about_to_sleep",
+    "hibernating",
+    "lost",
+)
+TRIGGERS = (
+    "welcome_day0",
+    "welcome_day2",
+    "welcome_bonus_expiring",
+    "abandoned_cart",
+    "abandoned_browse",
+    "post_purchase",
+    "cross_sell",
+    "replenishment",
+    "we_miss_you",
+    "winback_90",
+    "winback_180",
+    "winback_360",
+    "welcome_back_day1",
+    "welcome_back_day14",
+    "anniversary",
+    "purchase_jubilee",
+    "birthday",
+)
+# A letter type is a folder of templates there (the activation side sends what the folder holds).
+LETTER_TEMPLATES_DIR = PROJECT_ROOT / "lifecycle_assets" / "activation" / "templates"
+
+
+@functools.cache
+def known_values() -> dict[str, tuple[str | None, ...]]:
+    """Column name -> every value it can take, in the order an operator reads them; None: no value (visitors)."""
+    template_names = tuple(
+        sorted(path.name for path in LETTER_TEMPLATES_DIR.iterdir() if path.is_dir() and not path.name.startswith("_"))
+    )
+    return {
+        "stage": STAGES,
+        "recency_segment": (*RECENCY_SEGMENTS, None),
+        "rfm_segment": (*RFM_SEGMENTS, None),
+        "trigger": TRIGGERS,
+        "template_name": template_names,
+        # the lists of marts/audiences: a list per stage, recency segment and RFM segment, and the newsletter
+        "list_name": (
+            *(f"stage_{stage}" for stage in STAGES),
+            *(f"recency_{segment}" for segment in RECENCY_SEGMENTS),
+            *(f"rfm_{segment}" for segment in RFM_SEGMENTS),
+            "newsletter",
+        ),
+        "status": ORDER_STATUSES,
+        "event_type": EVENT_TYPES,
+        "interval_source": ("declared", "learnt", "none"),
+    }
 
 
 class SqlModelError(ValueError):
@@ -54,6 +132,7 @@ class SqlModel:
     unique_key: tuple[str, ...] = ()
     materialization: str = "table"
     count_by: tuple[str, ...] = ()
+    count_tables: tuple[tuple[str, ...], ...] = ()
     metrics: tuple[str, ...] = ()
     preview_rows: int = 5
     tables_read: tuple[tuple[str, str], ...] = ()
@@ -119,6 +198,10 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         raise SqlModelError(f"{path}: an incremental model needs a unique_key")
     if "description" not in header:
         raise SqlModelError(f"{path}: the header needs a `-- description:` line")
+    count_tables = tuple(_split_list(line) for line in header.get("count_table", []))
+    for columns in count_tables:
+        if not 1 <= len(columns) <= 2:
+            raise SqlModelError(f"{path}: count_table takes one column or two (rows, columns), got {list(columns)}")
     return SqlModel(
         path=path,
         schema=relative.parts[0],
@@ -129,6 +212,7 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         unique_key=unique_key,
         materialization=materialization,
         count_by=_split_list(",".join(header.get("count_by", []))),
+        count_tables=count_tables,
         metrics=_split_list((header.get("metrics") or [""])[0]),
         preview_rows=int((header.get("preview_rows") or ["5"])[0]),
         tables_read=tuple(tables_read),
@@ -225,6 +309,49 @@ def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def _label(value: object) -> str:
+    return "none" if value is None else str(value)
+
+
+def _counts(connection, model: SqlModel, columns: tuple[str, ...]) -> dict[tuple, int]:
+    """Rows per combination of the columns' values."""
+    rows = connection.execute(f"select {', '.join(columns)}, count(*) from {model.table} group by all").fetchall()
+    return {tuple(row[:-1]): int(row[-1]) for row in rows}
+
+
+def _values_to_show(column: str, observed: set) -> list:
+    """Every known value of the column (a 0 is a fact worth plotting), then any other value found, no value last."""
+    known = list(known_values().get(column, ()))
+    others = sorted((value for value in observed if value not in known and value is not None), key=str)
+    missing = [None] if None in observed and None not in known else []
+    return known + others + missing
+
+
+def _count_table(connection, model: SqlModel, columns: tuple[str, ...]) -> str:
+    """Markdown counts of one column, or of two as a cross table with totals."""
+    counts = _counts(connection, model, columns)
+    row_values = _values_to_show(columns[0], {key[0] for key in counts})
+    if len(columns) == 1:
+        rows = [(_label(value), counts.get((value,), 0)) for value in row_values]
+        return _markdown_table([columns[0], "rows"], [*rows, ("total", sum(counts.values()))])
+    column_values = _values_to_show(columns[1], {key[1] for key in counts})
+    total = object()
+
+    def cell(row_value, column_value) -> int:
+        return sum(
+            count
+            for (row_key, column_key), count in counts.items()
+            if row_value in (total, row_key) and column_value in (total, column_key)
+        )
+
+    rows = [
+        ("total" if row_value is total else _label(row_value), *(cell(row_value, value) for value in [*column_values, total]))
+        for row_value in [*row_values, total]
+    ]
+    header = [f"{columns[0]} / {columns[1]}", *(_label(value) for value in column_values), "total"]
+    return _markdown_table(header, rows)
+
+
 def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[str, object]) -> dict[str, object]:
     """Metadata an operator reads in the UI: size, columns, the SQL, a preview and the model's numbers."""
     description = connection.execute(f"describe {model.table}").fetchall()
@@ -247,10 +374,11 @@ def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[st
     ).fetchall()
     metadata["preview"] = dg.MetadataValue.md(_markdown_table(shown, preview))
     for column in model.count_by:
-        for value, count in connection.execute(
-            f"select {column}, count(*) from {model.table} group by all order by 1 nulls last"
-        ).fetchall():
-            metadata[f"{column}/{value if value is not None else 'none'}"] = dg.MetadataValue.int(int(count))
+        counts = _counts(connection, model, (column,))
+        for value in _values_to_show(column, {key[0] for key in counts}):
+            metadata[f"{column}/{_label(value)}"] = dg.MetadataValue.int(counts.get((value,), 0))
+    for columns in model.count_tables:
+        metadata[f"counts/{'_by_'.join(columns)}"] = dg.MetadataValue.md(_count_table(connection, model, columns))
     if model.metrics:
         name_column, value_column = model.metrics
         for name, value in connection.execute(f"select {name_column}, {value_column} from {model.table}").fetchall():

@@ -10,7 +10,17 @@ from dagster_duckdb import DuckDBResource
 from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.models.checks import AUDITS, build_audit_checks
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import SqlModelError, build_model_assets, load_models, parse_model
+from lifecycle_assets.activation.templates import load_templates
+from lifecycle_assets.models.sql_models import (
+    RECENCY_SEGMENTS,
+    RFM_SEGMENTS,
+    STAGES,
+    SqlModelError,
+    build_model_assets,
+    known_values,
+    load_models,
+    parse_model,
+)
 from lifecycle_assets_tests.test_models.tiny_shop import TinyShop, at, day
 
 
@@ -170,3 +180,50 @@ def test_a_past_day_is_complete_and_its_transitions_are_recorded_at_once(build):
     assert built.connection.execute(
         "select stage, started_on from marts.customer_stage_history where customer_id = 'ann' order by started_on"
     ).fetchall() == [("new_buyer", day(0)), ("departing", day(90))]
+
+
+def test_counts_list_every_known_value_with_zero_and_segment_tables_add_up(tmp_path):
+    """A stage, segment or letter type with no rows is reported as 0, so it stays on the UI's plot."""
+    database = shop_with_everything().write(tmp_path / "shop.duckdb")
+    result = materialize_models(database, day(150).isoformat())
+
+    lifecycle = metadata_of(result, ["marts", "customer_lifecycle"])
+    # ann returned, bob new buyer, vic and nil visitors: nobody active or departing
+    assert {stage: lifecycle[f"stage/{stage}"] for stage in STAGES} == {
+        "visitor": 2, "new_buyer": 1, "active": 0, "departing": 0, "returned": 1
+    }
+    assert {segment: lifecycle[f"recency_segment/{segment}"] for segment in RECENCY_SEGMENTS} == {
+        "0_90": 2, "90_180": 0, "180_360": 0, "360_plus": 0
+    }
+    assert sum(lifecycle[f"rfm_segment/{segment}"] for segment in RFM_SEGMENTS) == 2
+    assert lifecycle["rfm_segment/champions"] == 0 and lifecycle["rfm_segment/none"] == 2
+
+    table = lifecycle["counts/stage_by_recency_segment"]
+    assert table.splitlines()[0] == "| stage / recency_segment | 0_90 | 90_180 | 180_360 | 360_plus | none | total |"
+    assert "| visitor | 0 | 0 | 0 | 0 | 2 | 2 |" in table
+    assert "| departing | 0 | 0 | 0 | 0 | 0 | 0 |" in table
+    assert "| total | 2 | 0 | 0 | 0 | 2 | 4 |" in table
+    rfm_table = lifecycle["counts/rfm_segment"]
+    assert "| lost | 0 |" in rfm_table and "| new_customers | 1 |" in rfm_table and "| total | 4 |" in rfm_table
+
+    audiences = metadata_of(result, ["marts", "audiences"])
+    lists = audiences["counts/list_name"]
+    assert "| newsletter | 3 |" in lists  # nil has no consent
+    assert "| stage_departing | 0 |" in lists and "| rfm_champions | 0 |" in lists
+    assert audiences["list_name/stage_active"] == 0 and audiences["list_name/newsletter"] == 3
+
+    letters = metadata_of(result, ["marts", "letters_planned"])
+    counts = {name: letters[f"template_name/{name}"] for name in load_templates()}
+    assert counts == dict.fromkeys(load_templates(), 0) | {"welcome": 1, "abandoned_cart": 1}
+    triggers = metadata_of(result, ["marts", "trigger_events"])
+    assert triggers["trigger/winback_360"] == 0
+
+
+def test_the_factory_knows_every_letter_type_the_activation_sends():
+    assert set(known_values()["template_name"]) == set(load_templates())
+
+
+def test_a_count_table_of_three_columns_is_named_with_its_reason(tmp_path):
+    path = write_model(tmp_path, "marts/broken.sql", "-- description: x\n-- count_table: a, b, c\nselect 1 as a")
+    with pytest.raises(SqlModelError, match=r"broken.sql: count_table takes one column or two"):
+        parse_model(path, tmp_path)
