@@ -29,3 +29,8 @@ def outbox_dir() -> Path:
 def first_landing_day() -> str:
     """The first daily partition. Landing folders before it are not offered for ingest."""
     return os.environ.get("LIFECYCLE_FIRST_LANDING_DAY", DEFAULT_FIRST_LANDING_DAY)
+
+
+def shop_currency() -> str:
+    """The currency letters name beside a bonus amount (the models compute amounts in it)."""
+    return os.environ.get("LIFECYCLE_SHOP_CURRENCY", "EUR")

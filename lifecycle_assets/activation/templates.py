@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lifecycle_assets import environment
 from lifecycle_assets.activation.client import SendGridSession
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -62,7 +63,11 @@ def _read_parts(folder: Path, names: tuple[str, ...], what: str) -> dict[str, st
 
 def _render(layout: str, message: str, products_heading: str) -> str:
     # [[...]] placeholders, not handlebars: the layout's {{...}} are SendGrid's to fill per letter.
-    return layout.replace("[[message]]", message.rstrip("\n")).replace("[[products_heading]]", products_heading.strip())
+    return (
+        layout.replace("[[message]]", message.rstrip("\n"))
+        .replace("[[products_heading]]", products_heading.strip())
+        .replace("[[currency]]", environment.shop_currency())
+    )
 
 
 def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, LetterTemplate]:
@@ -114,12 +119,24 @@ def render_letter(template: LetterTemplate, personalisation: dict) -> RenderedLe
     """
     import pybars
 
+    data = _as_json_numbers(personalisation)
     compiler = pybars.Compiler()
     return RenderedLetter(
-        subject=str(compiler.compile(template.subject)(personalisation)),
-        html=str(compiler.compile(template.html)(personalisation)),
-        text=str(compiler.compile(template.text)(personalisation)),
+        subject=str(compiler.compile(template.subject)(data)),
+        html=str(compiler.compile(template.html)(data)),
+        text=str(compiler.compile(template.text)(data)),
     )
+
+
+def _as_json_numbers(value):
+    """Whole floats as integers: SendGrid's JavaScript prints 15.0 from JSON as "15", Python as "15.0"."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _as_json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_json_numbers(item) for item in value]
+    return value
 
 
 def render_samples(templates: dict[str, LetterTemplate]) -> dict[str, RenderedLetter]:

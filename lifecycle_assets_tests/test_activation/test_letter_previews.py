@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lifecycle_assets.activation.ledger import ALL_STATES
+from lifecycle_assets.environment import shop_currency
 from lifecycle_assets.activation.templates import TEMPLATES_DIR, load_templates, render_letter
 
 from .conftest import materialization_metadata, planned_letters, push, sendgrid_for
@@ -38,7 +39,8 @@ def test_a_bonus_shows_only_when_the_letter_carries_one():
     template = TEMPLATES["birthday"]
     with_bonus = render_letter(template, template.sample).text
     without_bonus = render_letter(template, {**template.sample, "bonus_amount": None, "bonus_expires_on": None}).text
-    assert f"Your bonus: {template.sample['bonus_amount']}, valid until {template.sample['bonus_expires_on']}." in with_bonus
+    amount = f"{template.sample['bonus_amount']:g}"  # 10.0 prints as 10, as in SendGrid
+    assert f"Your bonus: {amount} {shop_currency()}, valid until {template.sample['bonus_expires_on']}." in with_bonus
     assert "Your bonus" not in without_bonus
 
 
@@ -56,3 +58,11 @@ def test_a_dry_run_push_shows_a_letter_of_each_type_and_every_ledger_state(fake,
     totals = {state: letters[f"ledger_{state}_total"] for state in ALL_STATES}
     assert totals == {state: 0 for state in ALL_STATES} | {"dry_run": len(planned_letters(warehouse))}
     assert fake.requests == []
+
+
+def test_bonus_names_the_shops_currency_and_prints_amounts_as_sendgrid_does(monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_SHOP_CURRENCY", "USD")
+    birthday = load_templates()["birthday"]
+    letter = render_letter(birthday, {**birthday.sample, "bonus_amount": 10.0, "bonus_expires_on": "2025-03-01"})
+    assert "Your bonus: 10 USD, valid until 2025-03-01." in letter.text
+    assert "<strong>10 USD</strong>" in letter.html
