@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-STAGES = ("visitor", "new_buyer", "active", "departing", "returned")
+from lifecycle_assets.models.sql_models import STAGES
+
 SAMPLE_ROWS = 5
 
 
