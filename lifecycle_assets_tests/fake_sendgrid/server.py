@@ -5,15 +5,17 @@ is checked against SendGrid's published OpenAPI documents plus the limits their 
 state, so a request the real SendGrid would reject is rejected here too. Tests read the
 resulting state (lists, contacts, templates, sent letters) and inject the failures a real
 network and a rate-limited API produce: 429s, 5xx, latency and connections cut before or
-after SendGrid applied the request.
+after SendGrid applied the request, and contacts that fail inside an import job.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
 import functools
 import gzip
+import io
 import itertools
 import json
 import math
@@ -25,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .openapi import SpecCatalog, ValidationProblem, is_valid_email
@@ -75,6 +77,9 @@ CONTACT_TEXT_FIELDS = (
     "phone_number_id", "external_id", "anonymous_id",
 )
 CONTACT_IDENTIFIERS = ("email", "phone_number_id", "external_id", "anonymous_id")
+# Where a job's error file is served: the fake's own address, outside the API, so no key and no spec apply
+# (SendGrid hands out a pre-signed download URL the same way).
+ERRORS_FILE_PATH = re.compile(r"^/_fake/imports/([^/]+)/errors\.csv$")
 FIELD_TYPE_SUFFIX = {"Text": "T", "Number": "N", "Date": "D"}
 
 
@@ -208,6 +213,7 @@ class FakeSendGrid:
         self._suppressions: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in SUPPRESSION_KINDS if kind != "group"}
         self._group_suppressions: dict[int, dict[str, int]] = {}
         self._jobs: dict[str, dict[str, Any]] = {}
+        self._import_rejections: dict[str, str] = {}  # lower-cased email -> error message
         self._sent: list[dict[str, Any]] = []
         self._routes: dict[tuple[str, str], Callable[[ApiRequest], Response]] = {
             ("POST", "/v3/mail/send"): self._mail_send,
@@ -373,6 +379,32 @@ class FakeSendGrid:
             if kind == "spam_reports":
                 entry["ip"] = "10.0.0.1"
             self._suppressions[kind][address] = entry
+
+    def reject_contacts_on_import(self, emails: Iterable[str], message: str = "invalid email") -> None:
+        """Contacts with these emails fail inside their import job, as SendGrid reports row errors.
+
+        The upsert request is still accepted (202); the other contacts apply, and the job's status is
+        `errored` with `errored_count` and an `errors_url` whose CSV (`email,error`) names each failed row.
+        """
+        with self._lock:
+            for email in emails:
+                self._import_rejections[email.lower()] = message
+
+    def clear_import_rejections(self) -> None:
+        with self._lock:
+            self._import_rejections.clear()
+
+    def import_errors_csv(self, job_id: str) -> str | None:
+        """The error file of an import job (header `email,error`), or None for an unknown job."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(["email", "error"])
+            writer.writerows(job.get("error_rows", []))
+            return buffer.getvalue()
 
     # --- faults ---------------------------------------------------------------------------------
 
@@ -630,7 +662,12 @@ class FakeSendGrid:
 
         created = updated = 0
         now = _now_iso()
+        error_rows: list[list[str]] = []
         for contact in contacts:
+            email = (contact.get("email") or "").lower()
+            if email in self._import_rejections:
+                error_rows.append([email, self._import_rejections[email]])
+                continue
             key = self._contact_key(contact)
             existing = self._contacts.get(key)
             if existing is None:
@@ -659,8 +696,13 @@ class FakeSendGrid:
             existing["updated_at"] = now
         job_id = self._new_job(
             "upsert_contacts",
-            {"requested_count": len(contacts), "created_count": created, "updated_count": updated, "errored_count": 0},
+            {"requested_count": len(contacts), "created_count": created, "updated_count": updated, "errored_count": len(error_rows)},
         )
+        job = self._jobs[job_id]
+        job["contact_keys"] = [self._contact_key(contact) for contact in contacts]  # what a test asks was sent
+        if error_rows:
+            job.update(status="errored", error_rows=error_rows)
+            job["results"]["errors_url"] = f"{self.base_url}/_fake/imports/{job_id}/errors.csv"
         return Response(202, {"job_id": job_id})
 
     @staticmethod
@@ -679,6 +721,7 @@ class FakeSendGrid:
             "started_at": _now_iso(),
             "finished_at": _now_iso(),
             "pending_polls_left": self.import_pending_polls,
+            "status": "completed",
         }
         return job_id
 
@@ -695,7 +738,7 @@ class FakeSendGrid:
             200,
             {
                 "id": job["id"],
-                "status": "completed",
+                "status": job["status"],
                 "job_type": job["job_type"],
                 "results": dict(job["results"]),
                 "started_at": job["started_at"],
@@ -1058,6 +1101,16 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             if payload:
                 self.wfile.write(payload)
 
+        def _send_errors_file(self, job_id: str) -> None:
+            """An import job's error file: plain CSV, no authorization, not recorded as an API request."""
+            text = fake.import_errors_csv(job_id)
+            payload = (text if text is not None else "job not found\n").encode("utf-8")
+            self.send_response(200 if text is not None else 404)
+            self.send_header("Content-Type", "text/csv" if text is not None else "text/plain")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
         def _drop(self) -> None:
             """Close without a status line, as a network cut between SendGrid and the client would."""
             self.close_connection = True
@@ -1072,6 +1125,10 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             query = parse_qs(split.query, keep_blank_values=True)
             raw_body = self._read_body()
+            errors_file = ERRORS_FILE_PATH.match(split.path)
+            if errors_file is not None and method == "GET":
+                self._send_errors_file(errors_file.group(1))
+                return
             index = fake._arrive(method, split.path, query, len(raw_body))
             headers = {name: value for name, value in self.headers.items()}
             denied = fake._authorize(headers)

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.request
 
 import pytest
 import sendgrid
@@ -278,6 +279,36 @@ def test_import_job_is_pending_on_first_poll_then_completed_with_counts():
         assert fake.catalog.response_problems("GET", "/v3/marketing/contacts/imports/{id}", 200, second) == []
         with pytest.raises(http_errors.NotFoundError):
             client.marketing.contacts.imports._("no-such-job").get()
+
+
+def test_rejected_contacts_fail_inside_the_import_job_with_an_error_file(fake, client):
+    list_id = client.marketing.lists.post(request_body={"name": "newsletter"}).to_dict["id"]
+    fake.reject_contacts_on_import(["Bad@Example.com"], message="email domain does not accept mail")
+    contacts = [{"email": "anna@example.com"}, {"email": "bad@example.com"}, {"email": "ben@example.com"}]
+
+    reply = client.marketing.contacts.put(request_body={"list_ids": [list_id], "contacts": contacts})
+    job = client.marketing.contacts.imports._(reply.to_dict["job_id"]).get().to_dict
+
+    assert reply.status_code == 202
+    assert job["status"] == "errored"
+    assert job["results"]["requested_count"] == 3
+    assert job["results"]["created_count"] == 2
+    assert job["results"]["errored_count"] == 1
+    assert fake.catalog.response_problems("GET", "/v3/marketing/contacts/imports/{id}", 200, job) == []
+    assert fake.list_members("newsletter") == {"anna@example.com", "ben@example.com"}
+    assert "bad@example.com" not in fake.contacts()
+    # The error file is a plain download: no API key, as SendGrid's pre-signed URL.
+    with urllib.request.urlopen(job["results"]["errors_url"], timeout=5) as download:
+        assert download.read().decode() == "email,error\nbad@example.com,email domain does not accept mail\n"
+    assert not any(record.path.startswith("/_fake/") for record in fake.requests)
+
+    fake.clear_import_rejections()
+    again = client.marketing.contacts.put(request_body={"list_ids": [list_id], "contacts": contacts[1:2]})
+    retried = client.marketing.contacts.imports._(again.to_dict["job_id"]).get().to_dict
+
+    assert retried["status"] == "completed"
+    assert retried["results"]["errored_count"] == 0 and "errors_url" not in retried["results"]
+    assert fake.list_members("newsletter") == {"anna@example.com", "bad@example.com", "ben@example.com"}
 
 
 @pytest.mark.parametrize(
