@@ -30,6 +30,8 @@ UPSERT_BYTE_BUDGET = MAX_UPSERT_BYTES - 200_000
 EMAILS_PER_SEARCH = 100
 CONTACT_FIELD = re.compile(r"^contacts(?:\[(\d+)\]|\.(\d+))")
 CONTACT_IDS_PER_REMOVE = 100
+# Columns of SendGrid's import error file that explain a failure; the rest repeats the contact's data.
+REASON_COLUMNS = ("error", "message", "reason")
 
 # Custom field name in SendGrid -> (column of marts.audiences, SendGrid field type).
 CUSTOM_FIELDS: dict[str, tuple[str, str]] = {
@@ -198,24 +200,29 @@ def _poll_import(session: SendGridSession, job_id: str, timeout_seconds: float) 
         wait = min(wait * 2, 2.0)
 
 
-def _row_errors(session: SendGridSession, errors_url: str | None) -> tuple[str | None, set[str]]:
-    """The import's error file (CSV with an email column, as SendGrid provides); emails of failed rows."""
+def _row_errors(session: SendGridSession, errors_url: str | None) -> tuple[str | None, dict[str, str]]:
+    """The import's error file (CSV with an email column, as SendGrid provides): failed rows' email -> reason.
+
+    Only the file's error/message/reason columns are kept: the file repeats each row's contact data,
+    which stays out of what we store.
+    """
     if not errors_url or session.dry_run:
-        return None, set()
+        return None, {}
     try:
         with urllib.request.urlopen(errors_url, timeout=session.timeout_seconds) as response:
             text = response.read().decode("utf-8", "replace")
     except OSError as error:
-        return f"could not download the error file: {type(error).__name__}", set()
-    failed = set()
+        return f"could not download the error file: {type(error).__name__}", {}
+    failed: dict[str, str] = {}
     try:
         for row in csv.DictReader(io.StringIO(text)):
-            lowered = {(key or "").strip().lower(): value for key, value in row.items()}
+            lowered = {(key or "").strip().lower(): (value or "").strip() for key, value in row.items() if key}
             if lowered.get("email"):
-                failed.add(lowered["email"].strip().lower())
+                reasons = [value for key, value in lowered.items() if value and any(word in key for word in REASON_COLUMNS)]
+                failed[lowered["email"].lower()] = "; ".join(reasons) or "listed in SendGrid's error file"
     except csv.Error:
-        pass
-    return text[:20_000], failed
+        return "SendGrid's error file is not readable CSV", {}
+    return None, failed
 
 
 def sync_audiences(
@@ -322,13 +329,20 @@ def sync_audiences(
             failed_emails = set(rejected)
         if status not in ("completed", "rejected"):
             result.import_jobs_with_errors += 1
-            file_text, row_failures = _row_errors(session, results.get("errors_url"))
-            errors_text = "\n".join(part for part in (errors_text, file_text) if part) or None
+            file_problem, row_failures = _row_errors(session, results.get("errors_url"))
+            # As for rejected rows: the customer id and SendGrid's reason, never the email.
+            customer_of = {contact.email: contact.customer_id for contact in chunk.contacts}
+            row_reasons = sorted(
+                f"customer {customer_of[email]}: {reason}" for email, reason in row_failures.items() if email in customer_of
+            )
+            parts = (errors_text, file_problem, json.dumps(row_reasons) if row_reasons else None)
+            errors_text = "\n".join(part for part in parts if part) or None
             result.rows_with_errors += errored or len(chunk.contacts)
-            if status in ("failed", "pending") or not row_failures:
+            failed_in_chunk = set(row_failures) & set(customer_of)
+            if status in ("failed", "pending") or not failed_in_chunk:
                 # Without a per-row answer nothing of the chunk counts as synced; the next run retries it.
-                row_failures = {contact.email for contact in chunk.contacts}
-            failed_emails |= row_failures
+                failed_in_chunk = set(customer_of)
+            failed_emails |= failed_in_chunk
         connection.execute(
             "insert into activation.contact_import_jobs values (?, ?, ?, ?, ?, ?, ?, ?)",
             [job["job_id"], run_id, chunk.purpose, len(chunk.contacts), status, errored, errors_text, now],

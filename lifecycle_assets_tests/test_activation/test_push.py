@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import duckdb
 import pytest
+from dagster_duckdb import DuckDBResource
 
+from lifecycle_assets.activation.assets import activation_assets, activation_checks
 from lifecycle_assets.activation.audiences import CUSTOM_FIELDS
 from lifecycle_assets.activation.templates import load_templates
 from lifecycle_assets_tests.fake_sendgrid import FakeSendGrid, Fault
@@ -292,3 +295,63 @@ def test_a_change_to_the_shared_letter_layout_versions_every_letter_type(fake, w
         assert len(template["versions"]) == 2, name
         assert "Unsubscribe from these letters" in active[0]["html_content"], name
         assert "[[message]]" not in active[0]["html_content"] and "[[products_heading]]" not in active[0]["html_content"]
+
+
+def test_a_contact_sendgrid_rejects_inside_its_import_is_recorded_and_alone_retried_next_push(fake, warehouse):
+    rejected = email_of(3)
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        audiences = connection.execute("select list_name, lower(email) from marts.audiences").fetchall()
+    by_list: dict[str, set[str]] = {}
+    for list_name, email in audiences:
+        by_list.setdefault(list_name, set()).add(email)
+    rejected_lists = {list_name for list_name, emails in by_list.items() if rejected in emails}
+    assert len(rejected_lists) > 1  # one import row per list the contact joins
+    fake.reject_contacts_on_import([rejected], message="email domain does not accept mail")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = dg.materialize(
+            [*activation_assets, *activation_checks],
+            resources={"sendgrid": sendgrid_for(fake), "duckdb": DuckDBResource(database=str(warehouse))},
+            instance=instance,
+        )
+        run_log = [entry.user_message or "" for entry in instance.all_logs(first.run_id)]
+
+    assert first.success
+    assert rejected not in fake.contacts()
+    for list_name, emails in by_list.items():
+        assert fake.list_members(list_name) == emails - {rejected}, list_name
+    assert set(sent_by_letter_key(fake)) == set(planned_letters(warehouse))  # letters go on, the rejected contact's too
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        errored_jobs = connection.execute(
+            "select purpose, status, errored_count, errors from activation.contact_import_jobs where errored_count > 0"
+        ).fetchall()
+        state = {row[0] for row in connection.execute("select email from activation.contact_state").fetchall()}
+    assert sorted(purpose for purpose, *_ in errored_jobs) == sorted(f"add:{name}" for name in rejected_lists)
+    for _, status, errored_count, errors in errored_jobs:
+        assert (status, errored_count) == ("errored", 1)
+        assert errors == json.dumps([f"customer {customer_id_of(3)}: email domain does not accept mail"])
+    assert state == {email for emails in by_list.values() for email in emails} - {rejected}
+    audiences_metadata = materialization_metadata(first, ["sendgrid_audiences"])
+    assert audiences_metadata["import_jobs_with_errors"] == len(rejected_lists)
+    assert audiences_metadata["rows_with_errors"] == len(rejected_lists)
+    customer_emails = {email for _, email in audiences}
+    assert any(f"reported errors for {len(rejected_lists)} row(s)" in message for message in run_log)
+    assert not [message for message in run_log if any(email in message for email in customer_emails)]
+
+    fake.clear_import_rejections()
+    jobs_before = set(fake.import_jobs())
+    sent_before = len(fake.sent_messages())
+
+    second = push(warehouse, sendgrid_for(fake))
+
+    new_jobs = [job for job_id, job in fake.import_jobs().items() if job_id not in jobs_before]
+    assert [job["contact_keys"] for job in new_jobs] == [[rejected]] * len(rejected_lists)
+    assert all(job["status"] == "completed" for job in new_jobs)
+    for list_name, emails in by_list.items():
+        assert fake.list_members(list_name) == emails, list_name
+    assert fake.contacts()[rejected]["custom_fields"]["customer_id"] == customer_id_of(3)
+    assert len(fake.sent_messages()) == sent_before
+    retried = materialization_metadata(second, ["sendgrid_audiences"])
+    assert retried["contacts_upserted"] == len(rejected_lists)  # counted per list it joined
+    assert retried["list_adds"] == len(rejected_lists)
+    assert (retried["import_jobs_with_errors"], retried["rows_with_errors"], retried["list_removes"]) == (0, 0, 0)
