@@ -10,6 +10,7 @@ from lifecycle_assets.activation.client import SendGridAuthError, SendGridError,
 from lifecycle_assets.activation.letters import LetterSender, push_letters
 from lifecycle_assets.activation.resources import SendGridResource
 from lifecycle_assets.activation.templates import LetterTemplate, load_templates, render_letter, sync_templates
+from lifecycle_assets.metadata import markdown_table
 
 LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
 AUDIENCES = dg.AssetKey(["marts", "audiences"])
@@ -31,10 +32,8 @@ def _stop_run(error: SendGridError) -> dg.Failure:
     return dg.Failure(description=f"{title}: {error}", allow_retries=not isinstance(error, SendGridAuthError))
 
 
-def _markdown_table(header: tuple[str, str], rows: dict) -> str:
-    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
-    lines += [f"| {key} | {value} |" for key, value in rows.items()]
-    return "\n".join(lines)
+def _two_column_table(header: tuple[str, str], rows: dict) -> str:
+    return markdown_table(list(header), list(rows.items()))
 
 
 def _letter_previews(templates: dict[str, LetterTemplate], log) -> str:
@@ -84,7 +83,7 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
             "requests_made": session.stats.requests,
             "dry_run": session.dry_run,
             "preview": dg.MetadataValue.md(
-                _markdown_table(
+                _two_column_table(
                     ("template", "content hash"), {name: t.content_hash for name, t in sorted(templates.items())}
                 )
             ),
@@ -136,7 +135,7 @@ def sendgrid_audiences(
             "rows_with_errors": result.rows_with_errors,
             "requests_made": session.stats.requests,
             "dry_run": session.dry_run,
-            "preview": dg.MetadataValue.md(_markdown_table(("list", "contacts"), result.list_sizes)),
+            "preview": dg.MetadataValue.md(_two_column_table(("list", "contacts"), result.list_sizes)),
         }
     )
 
@@ -210,9 +209,9 @@ def sendgrid_letters(
         # Every state, 0 when empty, so each one plots as a steady line across runs.
         **{f"ledger_{state}_total": totals.get(state, 0) for state in ledger.ALL_STATES},
         "preview": dg.MetadataValue.md(
-            _markdown_table(("ledger state", "letters"), totals)
+            _two_column_table(("ledger state", "letters"), totals)
             + "\n\n"
-            + _markdown_table(("suppression reason (this run)", "letters"), result.suppressed_by_reason or {"-": 0})
+            + _two_column_table(("suppression reason (this run)", "letters"), result.suppressed_by_reason or {"-": 0})
         ),
     }
     if session.dry_run:

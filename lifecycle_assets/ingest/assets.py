@@ -18,24 +18,16 @@ from lifecycle_assets.ingest.contract import ENTITIES, Entity
 from lifecycle_assets.ingest.landing import read_landing_day
 from lifecycle_assets.ingest.storage import ensure_tables, known_ids, replace_landing_days
 from lifecycle_assets.ingest.validation import validate_rows
+from lifecycle_assets.metadata import frame_table
 from lifecycle_assets.resources import LandingZone
 
 OWNERS = ["team:data"]
-PREVIEW_HIDDEN_COLUMNS = ("email",)  # customer emails stay out of the UI
 
 
 def landing_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
     window = context.partition_time_window
     first, end = window.start.date(), window.end.date()
     return [first + timedelta(days=i) for i in range((end - first).days)]
-
-
-def markdown_table(frame: pl.DataFrame) -> str:
-    if frame.is_empty():
-        return "_none_"
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
-    body = "\n".join("| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in frame.rows())
-    return header + body
 
 
 def ingest_entity(
@@ -82,7 +74,6 @@ def ingest_entity(
             f"{entity.name}: {validated.quarantined.height} rows quarantined "
             f"({', '.join(f'{r}: {n}' for r, n in reasons.iter_rows())}); see quality.quarantined_rows"
         )
-    preview = validated.good.drop([c for c in PREVIEW_HIDDEN_COLUMNS if c in validated.good.columns]).head(5)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": validated.good.height,
@@ -91,10 +82,10 @@ def ingest_entity(
             "quarantined_rows": validated.quarantined.height,
             "quarantined_files": len(rejected_files),
             "rejected_files": dg.MetadataValue.md(
-                markdown_table(bad_files.select("landing_date", "source_file", "reason"))
+                frame_table(bad_files.select("landing_date", "source_file", "reason"))
             ),
-            "quarantine_reasons": dg.MetadataValue.md(markdown_table(reasons)),
-            "preview": dg.MetadataValue.md(markdown_table(preview)),
+            "quarantine_reasons": dg.MetadataValue.md(frame_table(reasons)),
+            "preview": dg.MetadataValue.md(frame_table(validated.good.head(5))),
         }
     )
 

@@ -37,6 +37,7 @@ from sqlglot.optimizer.scope import traverse_scope
 
 from lifecycle_assets.environment import PROJECT_ROOT
 from lifecycle_assets.ingest.contract import EVENT_TYPES, ORDER_STATUSES
+from lifecycle_assets.metadata import markdown_table, shown_columns
 from lifecycle_assets.models.settings import LifecycleSettings
 
 SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
@@ -52,7 +53,6 @@ HEADER_KEYS = (
 )
 MATERIALIZATIONS = ("table", "incremental")
 DEFAULT_OWNERS = ("team:data",)
-PRIVATE_COLUMNS = ("email",)
 
 # The values the model's columns can take (docs/lifecycle_model.md sections 1 and 2).
 STAGES = ("visitor", "new_buyer", "active", "departing", "returned")
@@ -297,18 +297,6 @@ def build_all(connection, settings: LifecycleSettings | None = None, models: lis
     return as_of
 
 
-def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    def cell(value: object) -> str:
-        text = "" if value is None else str(value)
-        if len(text) > 80:
-            text = text[:77] + "..."
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _label(value: object) -> str:
     return "none" if value is None else str(value)
 
@@ -333,7 +321,7 @@ def _count_table(connection, model: SqlModel, columns: tuple[str, ...]) -> str:
     row_values = _values_to_show(columns[0], {key[0] for key in counts})
     if len(columns) == 1:
         rows = [(_label(value), counts.get((value,), 0)) for value in row_values]
-        return _markdown_table([columns[0], "rows"], [*rows, ("total", sum(counts.values()))])
+        return markdown_table([columns[0], "rows"], [*rows, ("total", sum(counts.values()))])
     column_values = _values_to_show(columns[1], {key[1] for key in counts})
     total = object()
 
@@ -349,7 +337,7 @@ def _count_table(connection, model: SqlModel, columns: tuple[str, ...]) -> str:
         for row_value in [*row_values, total]
     ]
     header = [f"{columns[0]} / {columns[1]}", *(_label(value) for value in column_values), "total"]
-    return _markdown_table(header, rows)
+    return markdown_table(header, rows)
 
 
 def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[str, object]) -> dict[str, object]:
@@ -367,12 +355,11 @@ def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[st
     if model.materialization == "incremental":
         metadata["rows_added"] = dg.MetadataValue.int(int(outcome["rows_added"]))
     order = ", ".join(model.unique_key) if model.unique_key else "1"
-    # Customer emails never leave the warehouse through the UI.
-    shown = [column for column in columns if column not in PRIVATE_COLUMNS]
+    shown = shown_columns(columns)
     preview = connection.execute(
         f"select {', '.join(shown)} from {model.table} order by {order} limit {model.preview_rows}"
     ).fetchall()
-    metadata["preview"] = dg.MetadataValue.md(_markdown_table(shown, preview))
+    metadata["preview"] = dg.MetadataValue.md(markdown_table(shown, preview))
     for column in model.count_by:
         counts = _counts(connection, model, (column,))
         for value in _values_to_show(column, {key[0] for key in counts}):

@@ -4,9 +4,10 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.ingest.assets import OWNERS, markdown_table
+from lifecycle_assets.ingest.assets import OWNERS
 from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.ingest.storage import ensure_tables
+from lifecycle_assets.metadata import frame_table
 
 
 @dg.asset(
@@ -40,7 +41,7 @@ def quarantine_summary(duckdb: DuckDBResource) -> dg.MaterializeResult:
             "quarantined_rows": int(summary["rows"].sum()),
             "quarantined_files": int(file_count),
             **{f"quarantined_rows_{name}": count for name, count in per_entity.items()},
-            "by_reason": dg.MetadataValue.md(markdown_table(summary)),
-            "latest_rejected_files": dg.MetadataValue.md(markdown_table(files)),
+            "by_reason": dg.MetadataValue.md(frame_table(summary)),
+            "latest_rejected_files": dg.MetadataValue.md(frame_table(files)),
         }
     )

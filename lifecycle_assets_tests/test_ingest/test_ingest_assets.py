@@ -252,3 +252,11 @@ def test_expectation_suite_names_what_failed_without_showing_addresses():
     assert ("expect_column_values_to_not_be_null", "registered_at") in failed
     assert failed[("expect_compound_columns_to_be_unique", "customer_id,_landing_date")]["unexpected_count"] == 2
     assert "a@example.com" not in json.dumps(summaries)
+
+
+def test_ingest_metadata_shows_rows_but_never_a_customers_address(dirty_day):
+    run, _, _ = dirty_day
+    customers = next(e for e in run.result.get_asset_materialization_events() if e.asset_key.path == ["raw", "customers"])
+    shown = " ".join(str(value.value) for value in customers.materialization.metadata.values())
+    assert "| customer_id |" in shown and "Ann1" in shown  # the preview is there
+    assert "@example.com" not in shown.lower()
