@@ -231,7 +231,7 @@ def test_winback_with_a_growing_bonus(build, days_since_purchase, trigger, bonus
 
 def test_welcome_back_series_in_the_first_month_after_returning(build):
     shop = TinyShop().product("p1").customer("ann", at(0)).order("o1", "ann", at(0)).order("o2", "ann", at(100))
-    assert "welcome_back:ann" not in str(build(shop, as_of=100).letters("ann"))
+    assert not [key for key in build(shop, as_of=100).letters("ann") if key.startswith("welcome_back")]
     assert "welcome_back_day1:ann:2024-04-10" in build(shop, as_of=101).letters("ann")
     assert "welcome_back_day14:ann:2024-04-10" in build(shop, as_of=114).letters("ann")
 
