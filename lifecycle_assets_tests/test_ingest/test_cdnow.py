@@ -25,8 +25,11 @@ def test_every_purchase_line_is_one_order_of_one_of_23570_customers(cdnow):
     assert customers["customer_id"].n_unique() == 23_570
     assert orders["order_id"].n_unique() == 69_659
     assert set(orders["customer_id"]) == set(customers["customer_id"])
-    assert summary["zero_value_orders"] == 80
-    assert (orders["total_amount"] == "0.00").sum() == 80
+    source_lines = default_source().read_text(encoding="ascii").splitlines()[1:]  # below the header line
+    free_orders = sum(1 for line in source_lines if float(line.split()[-1]) == 0)
+    assert free_orders > 0
+    assert summary["zero_value_orders"] == free_orders
+    assert (orders["total_amount"] == "0.00").sum() == free_orders
 
 
 def test_landing_days_are_the_purchase_days_in_1997_and_1998(cdnow):
