@@ -1,5 +1,6 @@
 """Activation assets: what SendGrid holds after a push (templates, audiences, letters sent)."""
 
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -68,7 +69,7 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
     A template is created when missing and gets a new active version only when its subject or body changed.
     The metadata shows one letter of each type rendered with its sample personalisation.
     """
-    templates = load_templates()
+    templates = load_templates(Path(sendgrid.templates_dir))
     session = sendgrid.session(context.run.run_id, log=context.log.warning)
     try:
         result = sync_templates(session, templates)
@@ -166,7 +167,7 @@ def sendgrid_letters(
     Never to an address SendGrid suppresses, nor to a customer who unsubscribed, bounced or has no consent.
     """
     session = sendgrid.session(context.run.run_id, log=context.log.warning)
-    templates = load_templates()
+    templates = load_templates(Path(sendgrid.templates_dir))
     with duckdb.get_connection() as connection, sendgrid.thread_pool() as pool:
         ledger.ensure_schema(connection)
         if config.release_unknown_letter_keys:

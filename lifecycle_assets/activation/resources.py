@@ -15,6 +15,7 @@ from pydantic import Field
 
 from lifecycle_assets import environment
 from lifecycle_assets.activation.client import SendGridSession
+from lifecycle_assets.activation.templates import TEMPLATES_DIR
 
 SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
 
@@ -36,6 +37,9 @@ class SendGridResource(dg.ConfigurableResource):
     max_backoff_seconds: float = 60.0
     import_poll_timeout_seconds: float = 300.0
     outbox_dir: str = Field(default_factory=lambda: str(environment.outbox_dir()))
+    templates_dir: str = Field(
+        default=str(TEMPLATES_DIR), description="The letter templates mirrored to SendGrid (one folder per letter type)."
+    )
 
     @property
     def dry_run(self) -> bool:

@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.activation.assets import activation_assets, activation_checks
 from lifecycle_assets.activation.audiences import CUSTOM_FIELDS
-from lifecycle_assets.activation.templates import load_templates
+from lifecycle_assets.activation.templates import TEMPLATES_DIR, load_templates
 from lifecycle_assets_tests.fake_sendgrid import FakeSendGrid, Fault
 
 from .conftest import (
@@ -255,7 +255,7 @@ def test_without_api_key_requests_go_to_the_outbox_and_a_real_run_still_sends(fa
     assert {row[0] for row in ledger_rows(warehouse).values()} == {"accepted"}
 
 
-def test_template_sync_creates_once_and_versions_only_changes(fake, warehouse, monkeypatch, tmp_path):
+def test_template_sync_creates_once_and_versions_only_changes(fake, warehouse, tmp_path):
     push(warehouse, sendgrid_for(fake))
     templates = fake.templates()
     assert set(templates) == {f"lifecycle:{name}" for name in load_templates()}
@@ -266,11 +266,9 @@ def test_template_sync_creates_once_and_versions_only_changes(fake, warehouse, m
     changed = tmp_path / "templates"
     import shutil
 
-    shutil.copytree(load_templates.__globals__["TEMPLATES_DIR"], changed)
+    shutil.copytree(TEMPLATES_DIR, changed)
     (changed / "welcome" / "subject.txt").write_text("Welcome, new subject\n")
-    monkeypatch.setattr("lifecycle_assets.activation.templates.TEMPLATES_DIR", changed)
-    monkeypatch.setattr(load_templates, "__defaults__", (changed,))
-    push(warehouse, sendgrid_for(fake))
+    push(warehouse, sendgrid_for(fake, templates_dir=str(changed)))
 
     after = fake.templates()
     assert len(after["lifecycle:welcome"]["versions"]) == 2
@@ -279,16 +277,15 @@ def test_template_sync_creates_once_and_versions_only_changes(fake, warehouse, m
     assert all(len(after[name]["versions"]) == 1 for name in after if name != "lifecycle:welcome")
 
 
-def test_a_change_to_the_shared_letter_layout_versions_every_letter_type(fake, warehouse, monkeypatch, tmp_path):
+def test_a_change_to_the_shared_letter_layout_versions_every_letter_type(fake, warehouse, tmp_path):
     push(warehouse, sendgrid_for(fake))
     import shutil
 
     changed = tmp_path / "templates"
-    shutil.copytree(load_templates.__globals__["TEMPLATES_DIR"], changed)
+    shutil.copytree(TEMPLATES_DIR, changed)
     layout = changed / "_layout" / "body.html"
     layout.write_text(layout.read_text().replace("Unsubscribe</a>", "Unsubscribe from these letters</a>"))
-    monkeypatch.setattr(load_templates, "__defaults__", (changed,))
-    push(warehouse, sendgrid_for(fake))
+    push(warehouse, sendgrid_for(fake, templates_dir=str(changed)))
 
     for name, template in fake.templates().items():
         active = [v for v in template["versions"] if v["active"]]
