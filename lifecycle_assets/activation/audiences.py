@@ -17,6 +17,7 @@ import re
 import time
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,17 +187,24 @@ def _previous_state(connection) -> tuple[dict[str, set[str]], dict[str, str]]:
     return dict(members), hashes
 
 
-def _poll_import(session: SendGridSession, job_id: str, timeout_seconds: float) -> dict:
-    deadline = time.monotonic() + timeout_seconds
+def _poll_import(
+    session: SendGridSession,
+    job_id: str,
+    timeout_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> dict:
+    """The import job's final answer, or status pending when it is still running at the timeout."""
+    deadline = monotonic() + timeout_seconds
     wait = 0.05
     while True:
         body = session.request("GET", f"/v3/marketing/contacts/imports/{job_id}").body or {}
         status = body.get("status")
         if status and status != "pending":
             return body
-        if time.monotonic() > deadline:
+        if monotonic() > deadline:
             return {"status": "pending", "results": {}}
-        time.sleep(wait)
+        sleep(wait)
         wait = min(wait * 2, 2.0)
 
 
@@ -231,7 +239,11 @@ def sync_audiences(
     pool: ThreadPoolExecutor,
     run_id: str,
     import_poll_timeout_seconds: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> AudienceSyncResult:
+    """`sleep` and `monotonic` pace the import-job polls; a test passes a clock it advances itself."""
     result = AudienceSyncResult()
     contacts, desired = read_audiences(connection)
     result.contacts_in_audiences = len(contacts)
@@ -281,7 +293,7 @@ def sync_audiences(
                     rejected[sendable[index].email] = message
                 sendable = [contact for index, contact in enumerate(sendable) if index not in offending]
                 continue
-            job = {"job_id": job_id, **_poll_import(session, job_id, import_poll_timeout_seconds)}
+            job = {"job_id": job_id, **_poll_import(session, job_id, import_poll_timeout_seconds, sleep, monotonic)}
             return chunk, {**job, "rejected": rejected}
         return chunk, {"job_id": None, "status": "rejected", "results": {}, "rejected": rejected}
 
@@ -303,7 +315,7 @@ def sync_audiences(
             query = {"contact_ids": ",".join(ids[start : start + CONTACT_IDS_PER_REMOVE])}
             reply = session.request("DELETE", f"/v3/marketing/lists/{list_ids[list_name]}/contacts", query=query)
             job_id = (reply.body or {}).get("job_id")
-            jobs.append({"job_id": job_id, "status": "completed"} if not job_id else {"job_id": job_id, **_poll_import(session, job_id, import_poll_timeout_seconds)})
+            jobs.append({"job_id": job_id, "status": "completed"} if not job_id else {"job_id": job_id, **_poll_import(session, job_id, import_poll_timeout_seconds, sleep, monotonic)})
         return list_name, emails, jobs
 
     upsert_futures = [pool.submit(upsert, chunk) for chunk in chunks]
