@@ -26,6 +26,11 @@ def outbox_dir() -> Path:
     return Path(os.environ.get("LIFECYCLE_OUTBOX_DIR", PROJECT_ROOT / "data" / "outbox"))
 
 
+def logs_dir() -> Path:
+    """Where `make demo` keeps Dagster's full log of its runs (one file per demo)."""
+    return Path(os.environ.get("LIFECYCLE_LOG_DIR", PROJECT_ROOT / "data" / "logs"))
+
+
 def first_landing_day() -> str:
     """The first daily partition. Landing folders before it are not offered for ingest."""
     return os.environ.get("LIFECYCLE_FIRST_LANDING_DAY", DEFAULT_FIRST_LANDING_DAY)
