@@ -21,12 +21,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from lifecycle_assets.quality.checks import DAILY_VOLUME_ENTITIES
+from lifecycle_assets.activation.assets import LETTERS_PLANNED
+from lifecycle_assets.quality.checks import DAILY_VOLUME_ENTITIES, VOLUME_ANOMALY_CHECK
 
 TIMEZONE = "UTC"  # landing days are UTC days (docs/data_contract.md)
-LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
-# A whole-day measure that a day still landing fails by design: judged by the daily run, not hourly.
-WHOLE_DAY_CHECK = "volume_anomaly"
 # Runs that write the warehouse; an hourly tick is skipped while one of them is queued or going.
 WAREHOUSE_WRITING_JOBS = ("daily_lifecycle", "hourly_triggers", "push_to_sendgrid")
 NOT_FINISHED = [
@@ -38,10 +36,12 @@ NOT_FINISHED = [
 ]
 
 DAILY_SELECTION = dg.AssetSelection.groups("ingest", "quality", "lifecycle")
+# The volume check is a whole-day measure that a day still landing fails by design: judged by the
+# daily run, not hourly.
 HOURLY_SELECTION = (
     dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(LETTERS_PLANNED).upstream()
 ) - dg.AssetSelection.checks(
-    *(dg.AssetCheckKey(dg.AssetKey(["raw", entity]), WHOLE_DAY_CHECK) for entity in DAILY_VOLUME_ENTITIES)
+    *(dg.AssetCheckKey(dg.AssetKey(["raw", entity]), VOLUME_ANOMALY_CHECK) for entity in DAILY_VOLUME_ENTITIES)
 )
 
 
