@@ -12,6 +12,10 @@ Every run writes the one DuckDB file, which takes one writer at a time, so the i
 run at a time (dagster.yaml, `make dagster-home`) and the others wait in the queue. The daily run
 always queues: a day must be built. An hourly tick is skipped while another warehouse run is queued
 or going: the next hour's run covers the same open day, and stacking them would only delay the daily.
+A run whose process died is not "going": run monitoring (dagster.yaml, lifecycle_assets/run_launcher.py)
+marks it failed within its 30 s poll, and the busy test trusts that status rather than keeping a
+liveness rule of its own, so the UI and the schedule agree on what is running. The daemon that ticks
+the schedule is the one that monitors runs: when it is down neither happens.
 Schedules start stopped; an operator turns them on (docs/runbook.md), the push sensor runs by default.
 """
 
@@ -46,7 +50,7 @@ HOURLY_SELECTION = (
 
 
 def warehouse_busy(context: dg.ScheduleEvaluationContext) -> str | None:
-    """The job and id of a run that is queued or writing the warehouse, if any."""
+    """The job and id of a run that is queued or writing the warehouse, if any (dead runs are failed by monitoring)."""
     for job_name in WAREHOUSE_WRITING_JOBS:
         runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=NOT_FINISHED), limit=1)
         if runs:
