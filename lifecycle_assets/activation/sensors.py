@@ -12,7 +12,11 @@ from lifecycle_assets.activation.assets import AUDIENCES, LETTERS_PLANNED, push_
 
 PAGE = 100
 PUSH_READS = (LETTERS_PLANNED, AUDIENCES)
-CHECK_EVENTS = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
+RUN_EVENTS = {
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+}
 
 
 @dg.sensor(
@@ -73,30 +77,35 @@ def push_after_letters_build(context: dg.SensorEvaluationContext):
 def failed_audits(context: dg.SensorEvaluationContext, run_id: str) -> list[str]:
     """What stops the build of `run_id`: each failed blocking audit and each audit that never ran.
 
-    An asset the run built is judged by the audits of that run (one planned but never evaluated,
-    as when the run died, counts as failed: the build is unaudited). An asset the push reads that
-    the run did not build (the hourly run leaves marts.audiences to the daily one) is judged by
-    its latest audits, which this run did not change.
+    An asset the run built is judged by the audits of that run: every audit planned in it and
+    every blocking audit the code location defines on it must have passed there (one that never
+    ran, because the run died or the audit was left out, leaves the build unaudited). An asset the
+    push reads that the run did not build (the hourly run leaves marts.audiences to the daily one)
+    is judged by its latest audits, which this run did not change.
     """
+    built: set[dg.AssetKey] = set()
     planned: set[dg.AssetCheckKey] = set()
     evaluations: dict[dg.AssetCheckKey, object] = {}
-    for event in context.instance.all_logs(run_id, of_type=CHECK_EVENTS):
-        data = event.dagster_event.event_specific_data
-        if data.asset_key not in PUSH_READS:
+    for event in context.instance.all_logs(run_id, of_type=RUN_EVENTS):
+        dagster_event = event.dagster_event
+        if dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            built.add(dagster_event.asset_key)
             continue
+        data = dagster_event.event_specific_data
         key = dg.AssetCheckKey(data.asset_key, data.check_name)
-        if event.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+        if dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
             planned.add(key)
         else:
             evaluations[key] = data
+    built &= set(PUSH_READS)
+    required = {key for key in planned if key.asset_key in built} | set(_blocking_checks_on(context, built))
     failed = [
         f"{key.to_user_string()} failed" for key, evaluation in evaluations.items()
-        if evaluation.blocking and not evaluation.passed
+        if key in required and evaluation.blocking and not evaluation.passed
     ]
-    failed += [f"{key.to_user_string()} never ran" for key in planned - evaluations.keys()]
+    failed += [f"{key.to_user_string()} never ran" for key in required - evaluations.keys()]
 
-    built_elsewhere = [asset for asset in PUSH_READS if asset not in {key.asset_key for key in planned}]
-    for key in _blocking_checks_on(context, built_elsewhere):
+    for key in _blocking_checks_on(context, set(PUSH_READS) - built):
         latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
         evaluation = latest.event.asset_check_evaluation if latest and latest.event else None
         if evaluation is not None and evaluation.blocking and not evaluation.passed:
@@ -104,7 +113,7 @@ def failed_audits(context: dg.SensorEvaluationContext, run_id: str) -> list[str]
     return sorted(failed)
 
 
-def _blocking_checks_on(context: dg.SensorEvaluationContext, assets: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
+def _blocking_checks_on(context: dg.SensorEvaluationContext, assets: set[dg.AssetKey]) -> list[dg.AssetCheckKey]:
     """The blocking checks the code location defines on these assets (none known without it)."""
     repository = context.repository_def
     if repository is None or not assets:

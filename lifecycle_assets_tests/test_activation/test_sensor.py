@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -55,6 +58,36 @@ def test_a_build_of_other_assets_starts_no_push():
         dg.materialize([audiences_build], instance=instance)
         requests, cursor = evaluate(instance, None)
         assert requests == [] and cursor is None
+
+
+def test_a_build_is_pushed_once_its_run_has_finished_not_while_its_audits_may_still_run():
+    gate = threading.Event()
+
+    @dg.asset(deps=[letters_planned_build])
+    def lifecycle_report() -> None:
+        """A later step of the same run, held until the test has looked."""
+        assert gate.wait(timeout=60)
+
+    with dg.instance_for_test() as instance:
+        outcome = {}
+        build = threading.Thread(
+            target=lambda: outcome.update(
+                result=dg.materialize([letters_planned_build, lifecycle_report], instance=instance)
+            )
+        )
+        build.start()
+        try:
+            deadline = time.monotonic() + 30
+            while instance.get_latest_materialization_event(letters_planned_build.key) is None:
+                assert time.monotonic() < deadline, "the build never materialised marts.letters_planned"
+                time.sleep(0.1)
+            result = push_after_letters_build(dg.build_sensor_context(instance=instance))
+            assert not result.run_requests and "waiting" in result.skip_reason.skip_message
+        finally:
+            gate.set()
+            build.join()
+        result = push_after_letters_build(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+        assert [request.run_key for request in result.run_requests] == [outcome["result"].run_id]
 
 
 # --- Blocking means blocking: the real audits on a tiny shop's lifecycle in a DuckDB file ---
@@ -171,3 +204,20 @@ def test_an_hourly_build_is_not_pushed_while_the_latest_audiences_failed_their_a
         assert f"marts/audiences:no_audience_member_without_consent failed in run {daily.run_id}" in (
             result.skip_reason.skip_message
         )
+
+
+def test_a_build_whose_audits_were_left_out_is_not_pushed(tmp_path):
+    """Materialising the letters alone (audits unticked in the UI) leaves the build unaudited."""
+    warehouse = shop_warehouse(tmp_path)
+    definitions = dg.Definitions.merge(
+        models_definitions(), dg.Definitions(resources={"duckdb": DuckDBResource(database=str(warehouse))})
+    )
+    with dg.instance_for_test() as instance:
+        unaudited = dg.materialize([letters_planned_with_a_consent_bug, *AUDIT_INPUTS], resources={
+            "duckdb": DuckDBResource(database=str(warehouse))}, selection=[dg.AssetKey(["marts", "letters_planned"])],
+            instance=instance)
+        result = push_after_letters_build(dg.build_sensor_context(instance=instance, definitions=definitions))
+        assert not result.run_requests
+        message = result.skip_reason.skip_message
+        assert unaudited.run_id in message
+        assert "marts/letters_planned:no_letter_without_consent never ran" in message
