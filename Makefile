@@ -17,9 +17,18 @@ $(VENV)/.installed: pyproject.toml
 
 # One run at a time: every run writes the one DuckDB file, which takes one writer; later runs
 # (a schedule tick, a push started by the sensor) wait in the queue instead of failing on its lock.
+# Run monitoring fails a run whose process died (SIGKILL, OOM, reboot) within a poll interval, so it
+# does not hold the one run slot forever; the launcher tells it which run workers are alive
+# (lifecycle_assets/run_launcher.py). A dead run is failed, not resumed: rerun it (docs/runbook.md).
 dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
-	@printf 'nux:\n  enabled: false\ntelemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n' > $(DAGSTER_HOME)/dagster.yaml
+	@printf '%s\n' \
+	  'nux:' '  enabled: false' 'telemetry:' '  enabled: false' \
+	  'concurrency:' '  runs:' '    max_concurrent_runs: 1' \
+	  'run_launcher:' '  module: lifecycle_assets.run_launcher' '  class: LocalRunLauncher' \
+	  'run_monitoring:' '  enabled: true' '  start_timeout_seconds: 180' '  cancel_timeout_seconds: 180' \
+	  '  max_resume_run_attempts: 0' '  poll_interval_seconds: 30' \
+	  > $(DAGSTER_HOME)/dagster.yaml
 
 demo: install dagster-home
 	$(PY) -m lifecycle_assets.demo

@@ -12,6 +12,10 @@ Every run writes the one DuckDB file, which takes one writer at a time, so the i
 run at a time (dagster.yaml, `make dagster-home`) and the others wait in the queue. The daily run
 always queues: a day must be built. An hourly tick is skipped while another warehouse run is queued
 or going: the next hour's run covers the same open day, and stacking them would only delay the daily.
+A run whose process died is not "going": run monitoring (dagster.yaml, lifecycle_assets/run_launcher.py)
+marks it failed within its 30 s poll, and the busy test trusts that status rather than keeping a
+liveness rule of its own, so the UI and the schedule agree on what is running. The daemon that ticks
+the schedule is the one that monitors runs: when it is down neither happens.
 Schedules start stopped; an operator turns them on (docs/runbook.md), the push sensor runs by default.
 """
 
@@ -21,12 +25,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from lifecycle_assets.quality.checks import DAILY_VOLUME_ENTITIES
+from lifecycle_assets.activation.assets import LETTERS_PLANNED
+from lifecycle_assets.quality.checks import DAILY_VOLUME_ENTITIES, VOLUME_ANOMALY_CHECK
 
 TIMEZONE = "UTC"  # landing days are UTC days (docs/data_contract.md)
-LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
-# A whole-day measure that a day still landing fails by design: judged by the daily run, not hourly.
-WHOLE_DAY_CHECK = "volume_anomaly"
 # Runs that write the warehouse; an hourly tick is skipped while one of them is queued or going.
 WAREHOUSE_WRITING_JOBS = ("daily_lifecycle", "hourly_triggers", "push_to_sendgrid")
 NOT_FINISHED = [
@@ -38,15 +40,17 @@ NOT_FINISHED = [
 ]
 
 DAILY_SELECTION = dg.AssetSelection.groups("ingest", "quality", "lifecycle")
+# The volume check is a whole-day measure that a day still landing fails by design: judged by the
+# daily run, not hourly.
 HOURLY_SELECTION = (
     dg.AssetSelection.groups("ingest") | dg.AssetSelection.assets(LETTERS_PLANNED).upstream()
 ) - dg.AssetSelection.checks(
-    *(dg.AssetCheckKey(dg.AssetKey(["raw", entity]), WHOLE_DAY_CHECK) for entity in DAILY_VOLUME_ENTITIES)
+    *(dg.AssetCheckKey(dg.AssetKey(["raw", entity]), VOLUME_ANOMALY_CHECK) for entity in DAILY_VOLUME_ENTITIES)
 )
 
 
 def warehouse_busy(context: dg.ScheduleEvaluationContext) -> str | None:
-    """The job and id of a run that is queued or writing the warehouse, if any."""
+    """The job and id of a run that is queued or writing the warehouse, if any (dead runs are failed by monitoring)."""
     for job_name in WAREHOUSE_WRITING_JOBS:
         runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=NOT_FINISHED), limit=1)
         if runs:
