@@ -16,7 +16,7 @@ import duckdb
 
 from lifecycle_assets import environment
 from lifecycle_assets.definitions import build_definitions
-from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 
 PIPELINE_GROUPS = ("ingest", "quality", "lifecycle")
 

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.ingest.cdnow import convert_cdnow
+from lifecycle_assets.sample_data.cdnow import convert_cdnow
 from lifecycle_assets.ingest.contract import ENTITIES
-from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 from lifecycle_assets.models.checks import build_audit_checks
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import build_model_assets

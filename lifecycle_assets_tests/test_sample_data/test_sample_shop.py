@@ -14,7 +14,7 @@ import pytest
 
 from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS
 from lifecycle_assets.ingest.landing import read_landing_day
-from lifecycle_assets.ingest.sample_shop import MANIFEST_NAME, generate_sample_shop, main
+from lifecycle_assets.sample_data.sample_shop import MANIFEST_NAME, generate_sample_shop, main
 from lifecycle_assets.ingest.validation import validate_rows
 
 CONTRACT_DOC = Path(__file__).resolve().parents[2] / "docs" / "data_contract.md"

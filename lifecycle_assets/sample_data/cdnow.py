@@ -174,10 +174,10 @@ def convert_cdnow(landing_root: str | Path, source: Path | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lifecycle_assets.ingest.cdnow``: land CDNOW in the landing zone."""
+    """``python -m lifecycle_assets.sample_data.cdnow``: land CDNOW in the landing zone."""
     from lifecycle_assets.environment import landing_dir
 
-    parser = argparse.ArgumentParser(prog="python -m lifecycle_assets.ingest.cdnow", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lifecycle_assets.sample_data.cdnow", description=main.__doc__)
     parser.add_argument("--landing", type=Path, default=None, help="landing zone root (default: LIFECYCLE_LANDING_DIR or data/landing)")
     parser.add_argument("--source", type=Path, default=None, help="CDNOW_master.txt (default: the copy in the lifetimes package)")
     args = parser.parse_args(argv)
