@@ -14,7 +14,7 @@ The checks attach to the ingest assets by key: quality reads what ingest stored 
 
 
 import os
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import polars as pl
@@ -174,7 +174,8 @@ def build_quality_checks(entity: Entity) -> list[dg.AssetChecksDefinition]:
         with duckdb.get_connection() as con:
             per_day = con.execute(
                 per_day_vs_recent_sql(entity, quality_policy.profile_lookback_days),
-                {"first": days[0], "last": days[-1], "min_rows": quality_policy.profile_min_rows},
+                {"first": days[0], "last": days[-1], "min_rows": quality_policy.profile_min_rows,
+                 "today": datetime.now(timezone.utc).date()},
             ).pl()
         # No day with enough rows and history: nothing to judge (and no 6 s import of Great Expectations).
         passed, outcomes = judge_day_profiles(entity, per_day, quality_policy.profile_max_ratio) if per_day.height else (True, [])

@@ -63,7 +63,8 @@ def per_day_vs_recent_sql(entity: Entity, lookback_days: int) -> str:
 
     Columns: ``day``, ``rows``, ``recent_days`` and per measure its value, its recent median
     (``<measure>_recent``) and their ratio (``<measure>_vs_recent``). Parameters: ``$first``,
-    ``$last``, ``$min_rows``. Reads only the run's days and the lookback before them.
+    ``$last``, ``$min_rows``, ``$today``: today's landing day is still open (the hourly run), so it
+    is judged only once it has closed. Reads only the run's days and the lookback before them.
     """
     found = measures(entity)
     smoothing = {m.name: SHARE_SMOOTHING if m.share else 0.0 for m in found}
@@ -93,6 +94,6 @@ def per_day_vs_recent_sql(entity: Entity, lookback_days: int) -> str:
         SELECT day, rows, recent_days,
         {ratios}
         FROM with_recent JOIN per_day USING (day, rows)
-        WHERE day BETWEEN $first::DATE AND $last::DATE AND recent_days >= {max(1, lookback_days // 2)}
+        WHERE day BETWEEN $first::DATE AND $last::DATE AND day < $today::DATE AND recent_days >= {max(1, lookback_days // 2)}
         ORDER BY day
     """
