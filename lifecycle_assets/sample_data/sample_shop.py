@@ -11,7 +11,6 @@ See ``docs/sample_shop.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -21,9 +20,8 @@ from pathlib import Path
 
 from lifecycle_assets.sample_data.dirty import plan_bad_rows, write_bad_files
 from lifecycle_assets.sample_data.landing_files import ENTITY_ORDER, LandingWriter, Spool
+from lifecycle_assets.sample_data.manifest import MANIFEST_NAME, write_manifest
 from lifecycle_assets.sample_data.simulation import CHUNK_CUSTOMERS, ShopPlan, simulate_chunk
-
-MANIFEST_NAME = "_manifest.json"
 
 
 def generate_sample_shop(
@@ -81,9 +79,7 @@ def generate_sample_shop(
         "files": files_written,
         "injected": injected,
     }
-    (root / MANIFEST_NAME).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    return summary
+    return write_manifest(root, summary, started)
 
 
 def main(argv: list[str] | None = None) -> None:
