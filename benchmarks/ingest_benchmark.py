@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 from lifecycle_assets_tests.ingest_harness import run_ingest
 
 

@@ -50,7 +50,7 @@ def main() -> None:
             SENDGRID_UNSUBSCRIBE_GROUP_ID="77",
         )
         from lifecycle_assets.definitions import build_definitions
-        from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+        from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 
         started = time.perf_counter()
         shop = generate_sample_shop(root / "landing", args.customers, args.days, args.end_day, seed=7)

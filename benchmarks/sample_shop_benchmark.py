@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 
 
 def peak_rss_mb() -> float:

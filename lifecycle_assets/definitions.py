@@ -14,6 +14,7 @@ from lifecycle_assets.activation.definitions import activation_definitions
 from lifecycle_assets.automation import automation_definitions
 from lifecycle_assets.ingest.definitions import daily_landing_partitions, ingest_definitions
 from lifecycle_assets.models.definitions import models_definitions
+from lifecycle_assets.quality.definitions import quality_definitions
 from lifecycle_assets.resources import default_resources
 
 
@@ -22,6 +23,7 @@ def build_definitions(first_landing_day: str | None = None) -> dg.Definitions:
     partitions = daily_landing_partitions(first_landing_day or environment.first_landing_day())
     return dg.Definitions.merge(
         ingest_definitions(partitions),
+        quality_definitions(),
         models_definitions(),
         activation_definitions(),
         automation_definitions(partitions),

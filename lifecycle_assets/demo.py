@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from lifecycle_assets import environment
 from lifecycle_assets.definitions import build_definitions
-from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 
 PIPELINE_GROUPS = ("ingest", "quality", "lifecycle")
 DEMO_RUN_TAG = "lifecycle/demo_step"

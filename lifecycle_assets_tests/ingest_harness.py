@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.ingest.definitions import daily_landing_partitions, ingest_definitions
 from lifecycle_assets.quality.checks import QualityPolicy
+from lifecycle_assets.quality.definitions import quality_definitions
 from lifecycle_assets.resources import LandingZone
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -75,7 +76,9 @@ def run_ingest(
     extra_assets: list | None = None,
 ) -> IngestRun:
     """Materialise every ingest asset, its checks and the quarantine summary over a landing-day range, in one run."""
-    definitions = ingest_definitions(daily_landing_partitions(min(first_day, "2020-01-01")))
+    definitions = dg.Definitions.merge(
+        ingest_definitions(daily_landing_partitions(min(first_day, "2020-01-01"))), quality_definitions()
+    )
     result = dg.materialize(
         [*definitions.assets, *definitions.asset_checks, *(extra_assets or [])],
         resources={

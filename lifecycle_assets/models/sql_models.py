@@ -13,6 +13,7 @@ the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(
                                             rows x columns; one table per line)
     -- metrics: metric, value              (numeric metadata: one entry per row of a report)
     -- preview_rows: 40                    (rows in the markdown preview; default 5)
+    -- merge_exclude_columns: recorded_as_of  (incremental: columns a later build never rewrites)
 
 Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
 never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
@@ -50,6 +51,7 @@ HEADER_KEYS = (
     "count_table",
     "metrics",
     "preview_rows",
+    "merge_exclude_columns",
 )
 MATERIALIZATIONS = ("table", "incremental")
 DEFAULT_OWNERS = ("team:data",)
@@ -135,6 +137,7 @@ class SqlModel:
     count_tables: tuple[tuple[str, ...], ...] = ()
     metrics: tuple[str, ...] = ()
     preview_rows: int = 5
+    merge_exclude_columns: tuple[str, ...] = ()
     tables_read: tuple[tuple[str, str], ...] = ()
     parameters: tuple[str, ...] = field(default_factory=tuple)
 
@@ -215,6 +218,7 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         count_tables=count_tables,
         metrics=_split_list((header.get("metrics") or [""])[0]),
         preview_rows=int((header.get("preview_rows") or ["5"])[0]),
+        merge_exclude_columns=_split_list((header.get("merge_exclude_columns") or [""])[0]),
         tables_read=tuple(tables_read),
         parameters=tuple(parameters),
     )
@@ -263,28 +267,79 @@ def _bound_parameters(model: SqlModel, parameters: dict[str, object]) -> dict[st
     return {name: parameters[name] for name in model.parameters}
 
 
-def run_model(model: SqlModel, connection, parameters: dict[str, object]) -> dict[str, object]:
-    """Create (or for an incremental model, append to) the model's table; return what happened."""
+# Run config of a model asset (Launchpad: ``ops: {<schema>__<name>: {config: {full_refresh: true}}}``).
+MODEL_CONFIG_SCHEMA = {
+    "full_refresh": dg.Field(
+        bool,
+        default_value=False,
+        description="Incremental models: drop the table and build it from scratch, as dbt's --full-refresh "
+        "(the bookkeeping columns, e.g. recorded_as_of, restart at this build).",
+    )
+}
+
+
+def _columns(connection, table: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in connection.execute(f"describe {table}").fetchall()}
+
+
+def run_model(model: SqlModel, connection, parameters: dict[str, object], full_refresh: bool = False) -> dict[str, object]:
+    """Create the model's table, or for an incremental model merge the SELECT into it; return what happened.
+
+    An incremental build writes only what changed: rows whose unique key the SELECT no longer returns
+    are removed, rows whose values changed are updated, new keys are added, and the columns named in
+    ``merge_exclude_columns`` keep the value of the build that first recorded the row. So re-ingesting
+    a past day (a late refund, a corrected export) corrects the table from that day on. A column added
+    to the SELECT is added to the table; a column removed from it is dropped.
+    """
     bound = _bound_parameters(model, parameters)
     connection.execute(f"create schema if not exists {model.schema}")
     exists = connection.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [model.schema, model.name],
     ).fetchone()[0]
-    if model.materialization == "incremental" and exists:
-        before = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
-        matches = " and ".join(f"existing.{column} is not distinct from new_row.{column}" for column in model.unique_key)
-        connection.execute(
-            f"insert into {model.table} by name "
-            f"select new_row.* from ({model.select_sql}) as new_row "
-            f"where not exists (select 1 from {model.table} as existing where {matches})",
-            bound,
-        )
-        after = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
-        return {"row_count": after, "rows_added": after - before}
+    if model.materialization == "incremental" and exists and not full_refresh:
+        return _merge_incremental(model, connection, bound)
     connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
     row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
-    return {"row_count": row_count, "rows_added": row_count}
+    return {"row_count": row_count, "rows_added": row_count, "rows_updated": 0, "rows_removed": 0, "full_refresh": bool(exists)}
+
+
+def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) -> dict[str, object]:
+    """dbt's merge on the unique key: delete vanished keys, update changed rows, insert new keys."""
+    fresh = f"_fresh_{model.name}"
+    connection.execute(f"create or replace temp table {fresh} as {model.select_sql}", bound)
+    fresh_columns = _columns(connection, fresh)
+    existing_columns = _columns(connection, model.table)
+    for column, column_type in fresh_columns.items():
+        if column not in existing_columns:
+            connection.execute(f'alter table {model.table} add column "{column}" {column_type}')
+    for column in existing_columns:
+        if column not in fresh_columns:
+            connection.execute(f'alter table {model.table} drop column "{column}"')
+    key = model.unique_key
+    compared = [c for c in fresh_columns if c not in key and c not in model.merge_exclude_columns]
+    same_key = " and ".join(f'existing."{c}" is not distinct from new_row."{c}"' for c in key)
+    before = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+    connection.execute(
+        f"delete from {model.table} as existing where not exists (select 1 from {fresh} as new_row where {same_key})"
+    )
+    removed = before - connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+    updated = 0
+    if compared:
+        differs = " or ".join(f'existing."{c}" is distinct from new_row."{c}"' for c in compared)
+        assignments = ", ".join(f'"{c}" = new_row."{c}"' for c in compared)
+        updated = connection.execute(
+            f"update {model.table} as existing set {assignments} from {fresh} as new_row "
+            f"where {same_key} and ({differs})"
+        ).fetchone()[0]
+    kept = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+    connection.execute(
+        f"insert into {model.table} by name select new_row.* from {fresh} as new_row "
+        f"where not exists (select 1 from {model.table} as existing where {same_key})"
+    )
+    after = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+    connection.execute(f"drop table {fresh}")
+    return {"row_count": after, "rows_added": after - kept, "rows_updated": int(updated), "rows_removed": removed, "full_refresh": False}
 
 
 def build_all(connection, settings: LifecycleSettings | None = None, models: list[SqlModel] | None = None) -> dt.date:
@@ -354,6 +409,9 @@ def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[st
     }
     if model.materialization == "incremental":
         metadata["rows_added"] = dg.MetadataValue.int(int(outcome["rows_added"]))
+        metadata["rows_updated"] = dg.MetadataValue.int(int(outcome["rows_updated"]))
+        metadata["rows_removed"] = dg.MetadataValue.int(int(outcome["rows_removed"]))
+        metadata["full_refresh"] = dg.MetadataValue.bool(bool(outcome["full_refresh"]))
     order = ", ".join(model.unique_key) if model.unique_key else "1"
     shown = shown_columns(columns)
     preview = connection.execute(
@@ -387,11 +445,14 @@ def build_model_asset(model: SqlModel) -> dg.AssetsDefinition:
             "materialization": model.materialization,
             "unique_key": ", ".join(model.unique_key),
         },
+        config_schema=MODEL_CONFIG_SCHEMA,
     )
-    def _sql_model(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
+    # `context` unannotated: with postponed annotations Dagster cannot resolve the type's name.
+    def _sql_model(context, duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
         with duckdb.get_connection() as connection:
             as_of = lifecycle_settings.resolve_as_of(connection)
-            outcome = run_model(model, connection, lifecycle_settings.sql_parameters(as_of))
+            full_refresh = context.op_execution_context.op_config["full_refresh"]
+            outcome = run_model(model, connection, lifecycle_settings.sql_parameters(as_of), full_refresh)
             return dg.MaterializeResult(metadata=describe_table(model, connection, as_of, outcome))
 
     return _sql_model

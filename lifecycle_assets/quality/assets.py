@@ -4,10 +4,10 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.ingest.assets import OWNERS
 from lifecycle_assets.ingest.contract import ENTITIES
-from lifecycle_assets.ingest.storage import ensure_tables
 from lifecycle_assets.metadata import frame_table
+
+OWNERS = ["team:data"]
 
 
 @dg.asset(
@@ -21,7 +21,6 @@ def quarantine_summary(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Rejected rows and files by entity and reason, over all landing days: where to look when a
     quality check fails or a shop export degrades."""
     with duckdb.get_connection() as con:
-        ensure_tables(con)
         con.execute(
             """
             CREATE OR REPLACE TABLE quality.quarantine_summary AS

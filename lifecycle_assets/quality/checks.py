@@ -1,26 +1,33 @@
 """Blocking quality checks on every ingested landing-day range: bad data must not reach the lifecycle.
 
-Three checks per entity, each over exactly the landing days of the run that ingested them:
-- `great_expectations_suite`: the contract as a Great Expectations suite over the stored rows;
+Three checks per daily entity (products get the quarantine rate only), each over exactly the
+landing days of the run that ingested them:
+- `great_expectations_suite`: each landing day as a whole against its recent past (the day
+  profile, `day_profile.py`): Great Expectations judges one row of aggregates per day, so its cost
+  does not grow with the day's rows;
 - `quarantine_rate`: too many rejected rows means the export is broken, not a few typos;
 - `volume_anomaly`: a day far below or above its recent days means a partial or doubled export.
+
+The checks attach to the ingest assets by key: quality reads what ingest stored (``raw.*``,
+``quality.quarantined_*``) and the contract, never ingest's code.
 """
 
 
 import os
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.ingest.assets import landing_days
 from lifecycle_assets.ingest.contract import ENTITIES, Entity
+from lifecycle_assets.quality.day_profile import measures, per_day_vs_recent_sql
 
 # Entities that arrive every day; the catalogue (products) only lands when it changes.
 DAILY_VOLUME_ENTITIES = ("customers", "orders", "order_items", "interactions")
 # A whole-day measure: the hourly run (lifecycle_assets/automation.py) leaves it to the daily one.
 VOLUME_ANOMALY_CHECK = "volume_anomaly"
+DAY_PROFILE_CHECK = "great_expectations_suite"
 SAMPLE_SIZE = 10
 
 
@@ -35,65 +42,63 @@ class QualityPolicy(dg.ConfigurableResource):
     volume_max_ratio: float = 10.0
     # Shops too small for a stable median are not judged on volume.
     volume_min_median_rows: int = 50
+    # Day profile: each measure within this factor of its median over the previous days; days with
+    # fewer rows are neither judged nor part of another day's history (too noisy).
+    profile_lookback_days: int = 14
+    profile_max_ratio: float = 3.0
+    profile_min_rows: int = 200
 
 
-def _expectations(entity: Entity) -> list:
-    import great_expectations.expectations as gxe
-
-    expectations = [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in entity.required_columns]
-    # Ids are unique within a landing day; a later day's row for the same id is an update.
-    expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=[*entity.key, "_landing_date"]))
-    for column in entity.columns:
-        if column.allowed:
-            expectations.append(gxe.ExpectColumnValuesToBeInSet(column=column.name, value_set=list(column.allowed)))
-        if column.non_negative:
-            expectations.append(gxe.ExpectColumnValuesToBeBetween(column=column.name, min_value=0))
-        if column.type == "email":
-            expectations.append(gxe.ExpectColumnValuesToMatchRegex(column=column.name, regex=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"))
-    return expectations
+def landing_days(context: dg.AssetCheckExecutionContext) -> list[date]:
+    """The landing days of the run (its partition range)."""
+    window = context.partition_time_window
+    first, end = window.start.date(), window.end.date()
+    return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
-def _shown(value: object, column: str | None) -> object:
-    """A sample value as the UI may show it: JSON-safe, and never a customer's address."""
-    import pandas as pd
+def judge_day_profiles(entity: Entity, per_day: pl.DataFrame, max_ratio: float) -> tuple[bool, list[dict]]:
+    """Great Expectations over the day profiles: every ``<measure>_vs_recent`` within the band.
 
-    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
-        return None
-    if column == "email" and isinstance(value, str) and "@" in value:
-        return "***@" + value.split("@", 1)[1]
-    return value if isinstance(value, (str, int, float, bool)) else str(value)
-
-
-def run_expectation_suite(entity: Entity, rows: pl.DataFrame) -> tuple[bool, list[dict]]:
-    """Validate rows with Great Expectations; returns success and one summary per expectation."""
+    Returns success and, per measure, the expectation's outcome with the days outside the band.
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network here; never phone home
-    import great_expectations as gx  # imported here: ~6 s, paid only when a check runs
+    import great_expectations as gx  # imported here: ~6 s, paid only when a day is judged
+    import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     batch_definition = (
-        context.data_sources.add_pandas("landing")
+        context.data_sources.add_pandas("day_profiles")
         .add_dataframe_asset(name=entity.name)
-        .add_batch_definition_whole_dataframe("ingested_days")
+        .add_batch_definition_whole_dataframe("judged_days")
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=f"{entity.name}_contract", expectations=_expectations(entity)))
-    result = batch_definition.get_batch(batch_parameters={"dataframe": rows.to_pandas()}).validate(
-        suite, result_format="SUMMARY"
+    expectations = [
+        gxe.ExpectColumnValuesToBeBetween(column=f"{m.name}_vs_recent", min_value=1 / max_ratio, max_value=max_ratio)
+        for m in measures(entity)
+    ]
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{entity.name}_day_profile", expectations=expectations))
+    frame = per_day.with_columns(pl.col("day").cast(pl.String)).to_pandas()
+    result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["day"]}
     )
-    summaries = []
+    by_day = {row["day"]: row for row in per_day.with_columns(pl.col("day").cast(pl.String)).to_dicts()}
+    outcomes = []
     for outcome in result.results:
-        column = outcome.expectation_config.kwargs.get("column")
-        summaries.append(
+        measure = outcome.expectation_config.kwargs["column"].removesuffix("_vs_recent")
+        days = [entry["day"] for entry in (outcome.result.get("unexpected_index_list") or [])]
+        outcomes.append(
             {
-                "expectation": outcome.expectation_config.type,
-                "column": column or ",".join(outcome.expectation_config.kwargs.get("column_list", [])),
+                "measure": measure,
                 "success": bool(outcome.success),
-                "unexpected_count": int(outcome.result.get("unexpected_count") or 0),
-                "sample": [_shown(v, column) for v in (outcome.result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]],
+                "days_outside": len(days),
+                "sample": [
+                    {"day": day, "value": by_day[day][measure], "recent_median": by_day[day][f"{measure}_recent"]}
+                    for day in days[:SAMPLE_SIZE]
+                ],
             }
         )
-    return bool(result.success), summaries
+    return bool(result.success), outcomes
 
 
 def _where_to_look(entity: Entity, first: date, last: date) -> str:
@@ -103,33 +108,8 @@ def _where_to_look(entity: Entity, first: date, last: date) -> str:
     )
 
 
-def build_quality_checks(entity: Entity, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
-        asset=asset,
-        name="great_expectations_suite",
-        blocking=True,
-        description=f"The {entity.name} contract (required fields, allowed values, non-negative amounts, "
-        "ids unique per landing day) as a Great Expectations suite over the ingested days.",
-    )
-    def great_expectations_suite(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource):
-        days = landing_days(context)
-        with duckdb.get_connection() as con:
-            rows = con.execute(
-                f"SELECT {', '.join(entity.column_names)}, _landing_date FROM raw.{entity.name} "
-                "WHERE _landing_date BETWEEN ? AND ?",
-                [days[0], days[-1]],
-            ).pl()
-        passed, summaries = run_expectation_suite(entity, rows)
-        failed = [s for s in summaries if not s["success"]]
-        return dg.AssetCheckResult(
-            passed=passed,
-            metadata={
-                "rows_validated": rows.height,
-                "expectations_evaluated": len(summaries),
-                "expectations_failed": len(failed),
-                "failed_expectations": dg.MetadataValue.json(failed),
-            },
-        )
+def build_quality_checks(entity: Entity) -> list[dg.AssetChecksDefinition]:
+    asset = dg.AssetKey(["raw", entity.name])
 
     @dg.asset_check(
         asset=asset,
@@ -178,9 +158,40 @@ def build_quality_checks(entity: Entity, asset: dg.AssetsDefinition) -> list[dg.
             },
         )
 
-    checks = [great_expectations_suite, quarantine_rate]
     if entity.name not in DAILY_VOLUME_ENTITIES:
-        return checks
+        return [quarantine_rate]
+
+    @dg.asset_check(
+        asset=asset,
+        name=DAY_PROFILE_CHECK,
+        blocking=True,
+        description=f"Each ingested day's {entity.name} as a whole (amount mean and quantiles, share of each "
+        "status / event type, consent share, empty optional fields) stays within the policy's factor of its "
+        "median over the previous days; Great Expectations judges one row of aggregates per day.",
+    )
+    def great_expectations_suite(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource, quality_policy: QualityPolicy):
+        days = landing_days(context)
+        with duckdb.get_connection() as con:
+            per_day = con.execute(
+                per_day_vs_recent_sql(entity, quality_policy.profile_lookback_days),
+                {"first": days[0], "last": days[-1], "min_rows": quality_policy.profile_min_rows,
+                 "today": datetime.now(timezone.utc).date()},
+            ).pl()
+        # No day with enough rows and history: nothing to judge (and no 6 s import of Great Expectations).
+        passed, outcomes = judge_day_profiles(entity, per_day, quality_policy.profile_max_ratio) if per_day.height else (True, [])
+        failed = [o for o in outcomes if not o["success"]]
+        return dg.AssetCheckResult(
+            passed=passed,
+            metadata={
+                "days_judged": per_day.height,
+                "days_in_run": len(days),
+                "measures": len(measures(entity)),
+                "band": f"{1 / quality_policy.profile_max_ratio:.2f}x - {quality_policy.profile_max_ratio}x of the "
+                f"{quality_policy.profile_lookback_days}-day median",
+                "measures_failed": len(failed),
+                "failed_measures": dg.MetadataValue.json(failed),
+            },
+        )
 
     @dg.asset_check(
         asset=asset,
@@ -238,12 +249,8 @@ def build_quality_checks(entity: Entity, asset: dg.AssetsDefinition) -> list[dg.
             },
         )
 
-    return [*checks, volume_anomaly]
+    return [great_expectations_suite, quarantine_rate, volume_anomaly]
 
 
-def build_all_quality_checks(ingest_assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
-    checks = []
-    for asset in ingest_assets:
-        entity = ENTITIES[asset.key.path[-1]]
-        checks += build_quality_checks(entity, asset)
-    return checks
+def build_all_quality_checks() -> list[dg.AssetChecksDefinition]:
+    return [check for entity in ENTITIES.values() for check in build_quality_checks(entity)]

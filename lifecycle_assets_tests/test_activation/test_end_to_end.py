@@ -18,7 +18,7 @@ PIPELINE_GROUPS = ("ingest", "quality", "lifecycle")
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """The whole code location pointed at temporary storage and at the fake SendGrid."""
-    from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+    from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 
     landing = tmp_path / "landing"
     shop = generate_sample_shop(landing, customers=300, days=60, end_day="2024-03-31", seed=11)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from lifecycle_assets.ingest.cdnow import convert_cdnow
-from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+from lifecycle_assets.sample_data.cdnow import convert_cdnow
+from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.quality.checks import QualityPolicy
 from lifecycle_assets.models.sql_models import build_order, load_models, run_model

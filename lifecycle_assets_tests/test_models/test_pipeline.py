@@ -11,14 +11,15 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.ingest.cdnow import convert_cdnow
+from lifecycle_assets.sample_data.cdnow import convert_cdnow
 from lifecycle_assets.ingest.contract import ENTITIES
-from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 from lifecycle_assets.models.checks import build_audit_checks
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import build_model_assets
 from lifecycle_assets.ingest.definitions import daily_landing_partitions, ingest_definitions
 from lifecycle_assets.quality.checks import QualityPolicy
+from lifecycle_assets.quality.definitions import quality_definitions
 from lifecycle_assets.resources import LandingZone
 
 STAGES = {"visitor", "new_buyer", "active", "departing", "returned"}
@@ -38,7 +39,7 @@ BRIEF_TOLERANCES = {
 
 def ingest_landing_days(landing, warehouse, first_day: str, last_day: str, policy: QualityPolicy | None = None) -> None:
     """Run the real ingest assets and their checks over every landing day, in one run."""
-    definitions = ingest_definitions(daily_landing_partitions(first_day))
+    definitions = dg.Definitions.merge(ingest_definitions(daily_landing_partitions(first_day)), quality_definitions())
     result = dg.materialize(
         [*definitions.assets, *definitions.asset_checks],
         resources={

@@ -113,7 +113,7 @@ def screenshots() -> Path:
 
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory, chromium_path) -> DagsterUI:
-    from lifecycle_assets.ingest.sample_shop import generate_sample_shop
+    from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 
     root = tmp_path_factory.mktemp("dagster_ui")
     # One landing day holds a whole small shop: registrations, orders and their customers land

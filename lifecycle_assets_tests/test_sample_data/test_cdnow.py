@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from lifecycle_assets.ingest.cdnow import CdnowFormatError, convert_cdnow, default_source, main
-from lifecycle_assets_tests.test_ingest.test_sample_shop import quarantine, read_entity
+from lifecycle_assets.sample_data.cdnow import CdnowFormatError, convert_cdnow, default_source, main
+from lifecycle_assets_tests.test_sample_data.test_sample_shop import quarantine, read_entity
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import shutil
 import sys
 import time
@@ -20,8 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from lifecycle_assets.ingest.contract import ENTITIES
+from lifecycle_assets.sample_data.manifest import write_manifest
 
-MANIFEST_NAME = "_manifest.json"
 PRODUCT_ID = "P-CD"
 # One line of CDNOW_master.txt: customer id, purchase date, number of CDs, dollar value.
 LINE_PATTERN = r"^\s*(\d+)\s+(\d{8})\s+(\d+)\s+(\d+(?:\.\d+)?)\s*$"
@@ -167,17 +166,14 @@ def convert_cdnow(landing_root: str | Path, source: Path | None = None) -> dict:
         "files": files,
         "zero_value_orders": int((purchases["cents"] == 0).sum()),
     }
-    root.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST_NAME).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    return summary
+    return write_manifest(root, summary, started)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lifecycle_assets.ingest.cdnow``: land CDNOW in the landing zone."""
+    """``python -m lifecycle_assets.sample_data.cdnow``: land CDNOW in the landing zone."""
     from lifecycle_assets.environment import landing_dir
 
-    parser = argparse.ArgumentParser(prog="python -m lifecycle_assets.ingest.cdnow", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lifecycle_assets.sample_data.cdnow", description=main.__doc__)
     parser.add_argument("--landing", type=Path, default=None, help="landing zone root (default: LIFECYCLE_LANDING_DIR or data/landing)")
     parser.add_argument("--source", type=Path, default=None, help="CDNOW_master.txt (default: the copy in the lifetimes package)")
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ import pytest
 
 from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS
 from lifecycle_assets.ingest.landing import read_landing_day
-from lifecycle_assets.ingest.sample_shop import MANIFEST_NAME, generate_sample_shop, main
+from lifecycle_assets.sample_data.sample_shop import MANIFEST_NAME, generate_sample_shop, main
 from lifecycle_assets.ingest.validation import validate_rows
 
 CONTRACT_DOC = Path(__file__).resolve().parents[2] / "docs" / "data_contract.md"
@@ -62,7 +62,8 @@ def quarantine(root: Path, first_day: date, days: int) -> tuple[pl.DataFrame, li
 
 
 def test_same_seed_writes_identical_files_and_another_seed_does_not(tmp_path):
-    arguments = dict(customers=800, days=21, end_day="2024-06-30", dirty=True)
+    # Three chunks of customers: the same seed gives the same files across chunks as well.
+    arguments = dict(customers=800, days=21, end_day="2024-06-30", dirty=True, chunk_customers=300)
     generate_sample_shop(tmp_path / "a", seed=3, **arguments)
     generate_sample_shop(tmp_path / "b", seed=3, **arguments)
     generate_sample_shop(tmp_path / "c", seed=4, **arguments)
@@ -76,7 +77,8 @@ def test_same_seed_writes_identical_files_and_another_seed_does_not(tmp_path):
 @pytest.fixture(scope="module")
 def shop_20k(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("shop") / "landing"
-    summary = generate_sample_shop(root, customers=20_000, days=365, end_day="2024-12-31", seed=7)
+    # Simulated in four chunks, so the figures below hold for a shop written chunk by chunk.
+    summary = generate_sample_shop(root, customers=20_000, days=365, end_day="2024-12-31", seed=7, chunk_customers=5_000)
     return root, summary
 
 

@@ -1,0 +1,213 @@
+"""The whole pipeline at scale: generate, ingest with every check, build every model, the next day.
+
+    .venv/bin/python benchmarks/scale_benchmark.py --customers 100000 [--days 365] [--keep DIR]
+
+Generates a sample shop of ``days + 1`` landing days, ingests the first ``days`` in one run with
+every check, builds every model, then runs the next daily run on top (ingest of the last landing
+day and a model build). In the same run it measures the floor: a bare DuckDB scan of the landing
+files the ingest read (``read_csv`` with explicit columns, ``read_parquet``, ``read_json``).
+
+Each phase runs in its own process, so seconds and peak RSS are per phase; the runs go through the
+project's own Definitions (``lifecycle_assets.definitions``), so whatever ingest is in place is
+measured. With ``--keep DIR``, DIR holds ``landing/`` and ``warehouse.duckdb`` afterwards. The
+last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+PHASES = ("generate", "floor", "ingest", "build", "daily")
+FLOOR_MEMORY_LIMIT = "2GB"
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+# --- Phases (each in a child process) ------------------------------------------------------------
+
+
+def phase_generate(folder: Path, args: argparse.Namespace) -> dict:
+    from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
+
+    started = time.perf_counter()
+    shop = generate_sample_shop(folder / "landing", args.customers, args.days + 1, args.end_day, seed=args.seed)
+    return {"seconds": time.perf_counter() - started, "rows": shop["rows"], "files": shop["files"], "first_day": shop["first_day"], "last_day": shop["last_day"]}
+
+
+def landing_files(landing: Path, last_day: str) -> dict[str, dict[str, list[str]]]:
+    """The landing files of each entity up to ``last_day``, by format (what a backfill to that day reads)."""
+    from lifecycle_assets.ingest.contract import ENTITIES
+
+    files: dict[str, dict[str, list[str]]] = {}
+    for entity in ENTITIES:
+        for folder in sorted((landing / entity).glob("date=*")):
+            if folder.name[5:] > last_day:
+                continue
+            for path in sorted(folder.iterdir()):
+                files.setdefault(entity, {}).setdefault(path.suffix.lstrip("."), []).append(str(path))
+    return files
+
+
+def phase_floor(folder: Path, args: argparse.Namespace) -> dict:
+    """A bare DuckDB scan of the backfill's files: every column read, nothing checked or stored."""
+    import duckdb
+
+    from lifecycle_assets.ingest.contract import ENTITIES
+
+    shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
+    backfill_last_day = (date.fromisoformat(shop["last_day"]) - timedelta(days=1)).isoformat()
+    rows = 0
+    started = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '{FLOOR_MEMORY_LIMIT}'")
+        for entity, by_format in landing_files(folder / "landing", backfill_last_day).items():
+            names = ENTITIES[entity].column_names
+            columns = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in names) + "}"
+            readers = {
+                "csv": f"read_csv($files, columns = {columns}, header = true, auto_detect = false)",
+                "parquet": "read_parquet($files, union_by_name = true)",
+                "jsonl": f"read_json($files, columns = {columns}, format = 'newline_delimited')",
+            }
+            touched = ", ".join(f"count({name})" for name in names)
+            for file_format, files in by_format.items():
+                if file_format in readers:
+                    rows += con.execute(f"SELECT count(*), {touched} FROM {readers[file_format]}", {"files": files}).fetchone()[0]
+    return {"seconds": time.perf_counter() - started, "rows": rows}
+
+
+def _run(folder: Path, first_day: str, groups: tuple[str, ...], tags: dict[str, str]) -> dict:
+    """One Dagster run of the project's own Definitions over the selected groups, with their checks."""
+    os.environ["LIFECYCLE_LANDING_DIR"] = str(folder / "landing")
+    os.environ["LIFECYCLE_DUCKDB_PATH"] = str(folder / "warehouse.duckdb")
+    os.environ["LIFECYCLE_FIRST_LANDING_DAY"] = first_day
+    import dagster as dg
+
+    from lifecycle_assets.definitions import build_definitions
+
+    definitions = build_definitions(first_day)
+    graph = definitions.resolve_asset_graph()
+    selection = dg.AssetSelection.groups(*groups).resolve(graph)
+    job = definitions.resolve_implicit_global_asset_job_def()
+    started = time.perf_counter()
+    result = job.execute_in_process(asset_selection=list(selection), tags=tags, run_config=QUIET_RUN, raise_on_error=False)
+    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
+    steps = {
+        e.step_key: round(e.event_specific_data.duration_ms / 1000, 2)
+        for e in result.all_events
+        if e.event_type_value == "STEP_SUCCESS"
+    }
+    return {"seconds": time.perf_counter() - started, "success": result.success, "checks": len(checks), "failed_checks": failed, "slowest_steps": sorted(steps.items(), key=lambda s: -s[1])[:5]}
+
+
+def phase_ingest(folder: Path, args: argparse.Namespace) -> dict:
+    shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
+    backfill_last_day = (date.fromisoformat(shop["last_day"]) - timedelta(days=1)).isoformat()
+    tags = {RANGE_START_TAG: shop["first_day"], RANGE_END_TAG: backfill_last_day}
+    outcome = _run(folder, shop["first_day"], ("ingest", "quality"), tags)
+    import duckdb
+
+    with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
+        outcome["quarantined_rows"] = con.execute("SELECT count(*) FROM quality.quarantined_rows").fetchone()[0]
+    return outcome
+
+
+def phase_build(folder: Path, args: argparse.Namespace) -> dict:
+    shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
+    return _run(folder, shop["first_day"], ("lifecycle",), {})
+
+
+def phase_daily(folder: Path, args: argparse.Namespace) -> dict:
+    """The next day's run on top of the history: ingest its landing day, then build the models."""
+    shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
+    ingest = _run(folder, shop["first_day"], ("ingest", "quality"), {"dagster/partition": shop["last_day"]})
+    build = _run(folder, shop["first_day"], ("lifecycle",), {})
+    return {
+        "seconds": ingest["seconds"] + build["seconds"],
+        "success": ingest["success"] and build["success"],
+        "ingest_s": round(ingest["seconds"], 2),
+        "build_s": round(build["seconds"], 2),
+        "failed_checks": ingest["failed_checks"] + build["failed_checks"],
+    }
+
+
+# --- The parent: one child process per phase ------------------------------------------------------
+
+
+def run_phase(name: str, folder: Path, args: argparse.Namespace) -> tuple[float, float, dict]:
+    """Seconds of the phase's work (without the process's imports), its process's peak RSS (MB), and
+    what the phase reported (with ``process_s``, the whole process's seconds)."""
+    command = [sys.executable, __file__, "--phase", name, "--folder", str(folder), "--customers", str(args.customers),
+               "--days", str(args.days), "--end-day", args.end_day, "--seed", str(args.seed)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"phase {name} failed with exit code {child.returncode}")
+    outcome = json.loads(output.strip().splitlines()[-1])
+    outcome["process_s"] = round(time.perf_counter() - started, 1)
+    return outcome.pop("seconds"), usage.ru_maxrss / 1024, outcome
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=365, help="days of history ingested in one run (one more lands for the daily run)")
+    parser.add_argument("--end-day", default="2026-11-21", help="the last landing day (the daily run's)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="keep landing/ and warehouse.duckdb in this folder")
+    parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase:
+        outcome = globals()[f"phase_{args.phase}"](args.folder, args)
+        print(json.dumps(outcome, default=str))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="scale_benchmark_") as temporary:
+        folder = args.keep or Path(temporary)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "warehouse.duckdb").unlink(missing_ok=True)
+        (folder / "warehouse.duckdb.wal").unlink(missing_ok=True)
+        results = {name: run_phase(name, folder, args) for name in PHASES}
+
+    generated = results["generate"][2]
+    landing_rows = sum(generated["rows"].values())
+    print(f"sample shop: {args.customers:,} customers, {args.days} + 1 landing days, {landing_rows:,} landing rows, "
+          f"{generated['files']:,} files")
+    print(f"{'phase':<10} {'seconds':>8} {'peak RSS MB':>12}  notes")
+    for name in PHASES:
+        seconds, rss, outcome = results[name]
+        notes = {k: v for k, v in outcome.items() if k not in ("rows", "first_day", "last_day")}
+        print(f"{name:<10} {seconds:>8.1f} {rss:>12.0f}  {json.dumps(notes, default=str)}")
+    ingest_s, floor_s = results["ingest"][0], results["floor"][0]
+    print(f"ingest / floor: {ingest_s / floor_s:.1f}x (floor scanned {results['floor'][2]['rows']:,} rows)")
+    for name in ("ingest", "build", "daily"):
+        if not results[name][2]["success"] or results[name][2]["failed_checks"]:
+            print(f"WARNING: {name} did not fully succeed: {results[name][2]['failed_checks']}")
+    print(json.dumps({
+        "customers": args.customers,
+        "landing_rows": landing_rows,
+        "generate_s": round(results["generate"][0], 1),
+        "ingest_s": round(ingest_s, 1),
+        "floor_s": round(floor_s, 1),
+        "build_s": round(results["build"][0], 1),
+        "daily_s": round(results["daily"][0], 1),
+        "peak_rss_mb": round(max(rss for _, rss, _ in results.values())),
+    }))
+
+
+if __name__ == "__main__":
+    main()
