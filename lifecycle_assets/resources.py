@@ -1,17 +1,13 @@
-"""Resources shared by every domain: the DuckDB warehouse and the landing zone."""
+"""Resources shared by every domain: the DuckDB warehouse and the landing zone (owned by ingest)."""
 
 from __future__ import annotations
 
-import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets import environment
+from lifecycle_assets.ingest.resources import LandingZone
 
-
-class LandingZone(dg.ConfigurableResource):
-    """The folder the shop's exports land in: <root>/<entity>/date=YYYY-MM-DD/*."""
-
-    root: str
+__all__ = ["LandingZone", "default_resources"]
 
 
 def default_resources() -> dict:

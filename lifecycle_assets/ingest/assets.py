@@ -1,7 +1,7 @@
 """Ingest assets: one per landing entity, one partition per landing day.
 
 A run reads only the landing days of its partition range, so a daily run costs one day's files
-whatever the history. A backfill of hundreds of days is one run over the range
+whatever the history; DuckDB reads, validates and stores them (`pipeline.py`). A backfill of hundreds of days is one run over the range
 (single-run backfill policy), not one run per day.
 """
 
@@ -11,15 +11,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.ingest.contract import ENTITIES, Entity
-from lifecycle_assets.ingest.landing import read_landing_day
-from lifecycle_assets.ingest.storage import ensure_tables, known_ids, replace_landing_days
-from lifecycle_assets.ingest.validation import validate_rows
+from lifecycle_assets.ingest.pipeline import configure, ingest_days
+from lifecycle_assets.ingest.resources import LandingZone
 from lifecycle_assets.metadata import frame_table
-from lifecycle_assets.resources import LandingZone
 
 OWNERS = ["team:data"]
 
@@ -35,57 +32,31 @@ def ingest_entity(
 ) -> dg.MaterializeResult:
     """Read, validate and store the landing days of this run for one entity."""
     days = landing_days(context)
-    root = Path(landing.root)
-    frames, rejected_files, files_read = [], [], 0
-    for day in days:
-        landed = read_landing_day(root, entity, day.isoformat())
-        files_read += landed.files_read
-        frames.append(landed.rows.with_columns(pl.lit(day).alias("_landing_date")))
-        rejected_files += [(day, f) for f in landed.rejected_files]
-    rows = pl.concat(frames)
-
     with duckdb.get_connection() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        ensure_tables(con)
-        validated = validate_rows(rows, entity, known_ids(con, entity, rows))
-        bad_files = pl.DataFrame(
-            {
-                "entity": [entity.name] * len(rejected_files),
-                "landing_date": [d for d, _ in rejected_files],
-                "source_file": [f.source_file for _, f in rejected_files],
-                "reason": [f.reason for _, f in rejected_files],
-                "sha256": [f.sha256 for _, f in rejected_files],
-                "size_bytes": [f.size_bytes for _, f in rejected_files],
-            },
-            schema={"entity": pl.String, "landing_date": pl.Date, "source_file": pl.String, "reason": pl.String,
-                    "sha256": pl.String, "size_bytes": pl.Int64},
-        )
-        replace_landing_days(
-            con, entity, days[0], days[-1], validated.good, validated.quarantined, bad_files, context.run_id
-        )
+        configure(con, landing.memory_limit, landing.temp_directory or None)
+        outcome = ingest_days(con, Path(landing.root), entity, days, context.run_id)
 
-    for _, rejected in rejected_files:
-        context.log.warning(f"{entity.name}: file {rejected.source_file} quarantined: {rejected.reason}")
-    reasons = (
-        validated.quarantined.group_by("reason").len("rows").sort(["rows", "reason"], descending=[True, False])
-    )
-    if validated.quarantined.height:
+    # Reasons name the file and the line, never a row's content.
+    for rejected in outcome.rejected_files:
+        context.log.warning(f"{entity.name}: file {rejected.source_file} not ingested: {rejected.reason}")
+    if outcome.rows_quarantined:
         context.log.warning(
-            f"{entity.name}: {validated.quarantined.height} rows quarantined "
-            f"({', '.join(f'{r}: {n}' for r, n in reasons.iter_rows())}); see quality.quarantined_rows"
+            f"{entity.name}: {outcome.rows_quarantined} rows quarantined "
+            f"({', '.join(f'{r}: {n}' for r, n in outcome.reasons.iter_rows())}); see quality.quarantined_rows"
         )
+    bad_files = outcome.rejected_frame(entity.name)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": validated.good.height,
+            "dagster/row_count": outcome.rows_stored,
             "landing_days": len(days),
-            "files_read": files_read,
-            "quarantined_rows": validated.quarantined.height,
-            "quarantined_files": len(rejected_files),
+            "files_read": outcome.files_read,
+            "quarantined_rows": outcome.rows_quarantined,
+            "quarantined_files": len(outcome.rejected_files),
             "rejected_files": dg.MetadataValue.md(
                 frame_table(bad_files.select("landing_date", "source_file", "reason"))
             ),
-            "quarantine_reasons": dg.MetadataValue.md(frame_table(reasons)),
-            "preview": dg.MetadataValue.md(frame_table(validated.good.head(5))),
+            "quarantine_reasons": dg.MetadataValue.md(frame_table(outcome.reasons)),
+            "preview": dg.MetadataValue.md(frame_table(outcome.preview)),
         }
     )
 
@@ -98,7 +69,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.PartitionsDefinition) -> d
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetKey(["raw", upstream]) for upstream in entity.depends_on],
         group_name="ingest",
-        kinds={"duckdb", "polars"},
+        kinds={"duckdb"},
         owners=OWNERS,
         description=f"{entity.description} Ingested from data/landing/{entity.name}/date=*/, one "
         "partition per landing day; rejected rows and files go to the quality.quarantined_* tables.",

@@ -1,8 +1,9 @@
 """The landing-zone data contract: what the shop delivers for each entity, in code.
 
-Files land in ``data/landing/<entity>/date=YYYY-MM-DD/*.{csv,parquet,jsonl}``. Every value is
-read as text first and parsed here, so a CSV, a JSONL and a Parquet file of the same entity are
-validated by the same rules. ``docs/data_contract.md`` is the readable form of this module.
+Files land in ``data/landing/<entity>/date=YYYY-MM-DD/*.{csv,parquet,jsonl}``. DuckDB reads every
+value as text with the column names given here (no sniffing), and the row rules are SQL generated
+from these definitions (`validation.py`), so a CSV, a JSONL and a Parquet file of the same entity
+are validated by the same rules. ``docs/data_contract.md`` is the readable form of this module.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Column:
     allowed: tuple[str, ...] | None = None
     non_negative: bool = False
     description: str = ""
+    # Required whenever this other column is given.
+    required_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class Entity:
     references: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
     # Ingest order: an entity is ingested after the entities it references.
     depends_on: tuple[str, ...] = field(default_factory=tuple)
+    # Rows of one id that differ within a landing day are changes (kept; the latest wins in
+    # staging), not duplicates. Only an exact copy of an earlier row is then `duplicate_id`.
+    changes_within_day: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -160,6 +166,9 @@ INTERACTIONS = Entity(
 ENTITIES: dict[str, Entity] = {
     e.name: e for e in (CUSTOMERS, PRODUCTS, ORDERS, ORDER_ITEMS, INTERACTIONS)
 }
+
+# Money is stored exactly: an amount with more than two decimals is rejected, not rounded.
+AMOUNT_SQL_TYPE = "DECIMAL(18,2)"
 
 # Columns every raw table carries besides the entity's own: where each row came from.
 LINEAGE_COLUMNS = ("_landing_date", "_source_file", "_row_number", "_ingested_at")

@@ -1,99 +1,367 @@
-"""Reading one landing day's files, and rejecting whole files that cannot be read.
+"""Finding a run's landing files and loading them into DuckDB, rejecting whole files that cannot be read.
 
-Every file is read as text columns, whatever its format, so that the row rules in
-`validation.py` apply the same way to CSV, JSON lines and Parquet. Landing files are only read,
-never moved or changed: a rejected file stays where it is and is listed with its reason.
+DuckDB's own CSV, JSON and Parquet readers load every file of the run's landing days at once,
+with the column names of the contract and every value as text (no sniffing), so the row rules in
+`validation.py` apply the same way to all three formats. A file is probed cheaply first (its
+header line, its first JSON line, its Parquet schema); a load that fails is split in halves until
+the bad file is found, so good files are read once and a bad file never stops the run.
+
+Landing files are only read, never moved or changed. Every entry of a landing day's folder that is
+not ingested is listed with why (hidden, nested folder, unsupported format, symlink out of the
+landing zone, ...), and so is every entry of the entity's folder that is not a `date=` day folder.
+Reasons name the file and the line, never the line's content: a row may hold a customer's address.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
-import io
+import json
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
-import polars as pl
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lifecycle_assets.ingest.contract import LANDING_FORMATS, Entity
+
+LANDED_TABLE = "landed"
+READ_TABLE = "landed_as_read"
+DAY_FOLDER = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+ANY_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+HEADER_PROBE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
 class RejectedFile:
     source_file: str
     reason: str
-    sha256: str
-    size_bytes: int
+    landing_date: date | None
+    sha256: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    source_file: str  # relative to the landing root, as stored in the raw tables
+    landing_date: date
+    format: str
 
 
 @dataclass
-class LandingDay:
-    """All readable rows of one entity's landing day, plus the files that were rejected."""
+class LandedRange:
+    """What a run found: the files loaded into the `landed` temp table, and those rejected."""
 
-    rows: pl.DataFrame
-    rejected_files: list[RejectedFile] = field(default_factory=list)
     files_read: int = 0
+    rejected_files: list[RejectedFile] = field(default_factory=list)
 
 
-def _text_frame(raw: bytes, suffix: str) -> pl.DataFrame:
-    """Parse a file's bytes into a frame of text columns; raises on anything unreadable."""
-    if suffix == "parquet":
-        frame = pl.read_parquet(io.BytesIO(raw))
-    elif suffix == "csv":
-        frame = pl.read_csv(io.BytesIO(raw), infer_schema=False, truncate_ragged_lines=False)
-    else:  # jsonl
-        frame = pl.read_ndjson(io.BytesIO(raw), infer_schema_length=None)
-    return frame.select(pl.all().cast(pl.String))
+def _reject(file: Path, source_file: str, reason: str, day: date | None, read_content: bool = True) -> RejectedFile:
+    """A rejected file with its fingerprint (only for files we may read: never behind a symlink out of the zone)."""
+    if not read_content or not file.is_file():
+        return RejectedFile(source_file, reason, day)
+    raw = file.read_bytes()
+    return RejectedFile(source_file, reason, day, hashlib.sha256(raw).hexdigest(), len(raw))
 
 
-def _read_file(path: Path, entity: Entity, relative_name: str) -> pl.DataFrame | RejectedFile:
-    raw = path.read_bytes()
-
-    def reject(reason: str) -> RejectedFile:
-        return RejectedFile(relative_name, reason, hashlib.sha256(raw).hexdigest(), len(raw))
-
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in LANDING_FORMATS:
-        return reject("unsupported_format")
-    if not raw.strip():
-        return reject("empty")
-    if suffix != "parquet":
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return reject(f"not_utf8 (byte {error.start})")
+def _day_of(name: str) -> date | None:
+    found = ANY_DAY.search(name)
+    if not found:
+        return None
     try:
-        frame = _text_frame(raw, suffix)
-    except Exception as error:  # polars raises several types for malformed input
-        return reject(f"unreadable ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
-    missing = [c for c in entity.required_columns if c not in frame.columns]
-    if missing:
-        return reject("missing_columns:" + ",".join(missing))
-    if frame.height == 0:
-        return reject("empty")
-    # Optional columns the shop did not send are empty; columns we do not know are ignored.
-    frame = frame.with_columns(
-        [pl.lit(None, dtype=pl.String).alias(c) for c in entity.column_names if c not in frame.columns]
-    )
-    return frame.select(entity.column_names).with_columns(
-        pl.lit(relative_name).alias("_source_file"),
-        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("_row_number"),
-    )
+        return date.fromisoformat(found.group())
+    except ValueError:
+        return None
 
 
-def read_landing_day(root: Path, entity: Entity, day: str) -> LandingDay:
-    """Read `<root>/<entity>/date=<day>/*` in file-name order (the order duplicate ids are resolved in)."""
-    folder = root / entity.name / f"date={day}"
-    empty = pl.DataFrame(
-        schema={**{c: pl.String for c in entity.column_names}, "_source_file": pl.String, "_row_number": pl.Int64}
-    )
-    if not folder.is_dir():
-        return LandingDay(rows=empty)
-    frames, rejected, files_read = [empty], [], 0
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_"))):
-        files_read += 1
-        result = _read_file(path, entity, str(path.relative_to(root)))
-        if isinstance(result, RejectedFile):
-            rejected.append(result)
+def find_landing_files(root: Path, entity: Entity, days: list[date]) -> tuple[list[LandingFile], list[RejectedFile]]:
+    """The readable candidate files of the run's days, and every entry that will not be ingested, with why."""
+    root = root.resolve()
+    entity_folder = root / entity.name
+    wanted = set(days)
+    files: list[LandingFile] = []
+    skipped: list[RejectedFile] = []
+    if not entity_folder.is_dir():
+        return files, skipped
+    day_folders: list[tuple[Path, date]] = []
+    for entry in sorted(entity_folder.iterdir()):
+        relative = f"{entity.name}/{entry.name}"
+        matched = DAY_FOLDER.fullmatch(entry.name)
+        day = _day_of(entry.name) if matched else None
+        if matched and day and entry.is_dir() and not entry.is_symlink():
+            if day in wanted:
+                day_folders.append((entry, day))
+            continue
+        # Not a day folder: recorded under the day its name suggests (if in this run), else undated.
+        guessed = _day_of(entry.name)
+        if guessed is not None and guessed not in wanted:
+            continue
+        if entry.is_symlink():
+            reason = "symlink_folder" if entry.is_dir() else "not_in_a_day_folder"
+        elif entry.is_dir():
+            reason = "bad_folder_name"
         else:
-            frames.append(result)
-    return LandingDay(rows=pl.concat(frames, how="vertical"), rejected_files=rejected, files_read=files_read)
+            reason = "not_in_a_day_folder"
+        skipped.append(RejectedFile(relative, reason, guessed))
+    for folder, day in day_folders:
+        for entry in sorted(folder.iterdir()):
+            relative = entry.relative_to(root).as_posix()
+            suffix = entry.suffix.lower().lstrip(".")
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                skipped.append(RejectedFile(relative, "symlink_outside_landing", day))
+            elif entry.name.startswith((".", "_")):
+                skipped.append(_reject(entry, relative, "hidden_file", day, read_content=entry.is_file()))
+            elif entry.is_dir():
+                skipped.append(RejectedFile(relative, "nested_folder", day))
+            elif not entry.is_file():
+                skipped.append(RejectedFile(relative, "not_a_regular_file", day))
+            elif suffix not in LANDING_FORMATS:
+                skipped.append(_reject(entry, relative, "unsupported_format", day))
+            else:
+                files.append(LandingFile(entry, relative, day, suffix))
+    return files, skipped
+
+
+# --- Cheap per-file probes -------------------------------------------------------------------------
+
+
+def _first_line(path: Path) -> tuple[bytes, bool]:
+    with path.open("rb") as handle:
+        chunk = handle.read(HEADER_PROBE_BYTES)
+    line, newline, _ = chunk.partition(b"\n")
+    return line.rstrip(b"\r"), bool(newline) or len(chunk) < HEADER_PROBE_BYTES
+
+
+def _not_utf8(error: UnicodeDecodeError, line: int) -> str:
+    return f"not_utf8 (line {line}, byte {error.start})"
+
+
+def probe_csv(path: Path, entity: Entity) -> tuple[str, ...] | str:
+    """The CSV header's column names, or the reason the file is rejected."""
+    line, complete = _first_line(path)
+    if not complete:
+        return "unreadable (line 1: header longer than 1 MB)"
+    try:
+        text = line.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        return _not_utf8(error, 1)
+    if not text.strip():
+        return "empty"
+    header = tuple(name.strip() for name in next(csv.reader([text])))
+    missing = [c for c in entity.required_columns if c not in header]
+    if missing:
+        return "missing_columns:" + ",".join(missing)
+    if len(set(header)) != len(header):
+        return "unreadable (line 1: a column name appears twice)"
+    return header
+
+
+def probe_jsonl(path: Path, entity: Entity) -> tuple[str, ...] | str:
+    """The keys of the first JSON line (the file's header, as it were), or the reason it is rejected."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                return _not_utf8(error, number)
+            except ValueError:
+                return f"unreadable (line {number}: not valid JSON)"
+            if not isinstance(value, dict):
+                return f"unreadable (line {number}: not a JSON object)"
+            missing = [c for c in entity.required_columns if c not in value]
+            if missing:
+                return "missing_columns:" + ",".join(missing)
+            return tuple(value)
+    return "empty"
+
+
+def probe_parquet(path: Path, entity: Entity) -> tuple[tuple[str, bool], ...] | str:
+    """The Parquet file's (column, is nested) pairs, read from its footer only, or the reason it is rejected."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError):
+        return "unreadable (not a valid Parquet file)"
+    columns = tuple((f.name, pa.types.is_nested(f.type)) for f in schema)
+    missing = [c for c in entity.required_columns if c not in {name for name, _ in columns}]
+    if missing:
+        return "missing_columns:" + ",".join(missing)
+    return columns
+
+
+# --- Loading into DuckDB ---------------------------------------------------------------------------
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _csv_select(entity: Entity, header: tuple[str, ...], paths: list[str]) -> str:
+    columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
+    values = [_quote(c) if c in header else "NULL::VARCHAR" for c in entity.column_names]
+    return (
+        f"SELECT {', '.join(values)}, NULL::VARCHAR AS _nested, filename AS _path, ordinality AS _ordinal "
+        f"FROM read_csv([{', '.join(map(_literal, paths))}], columns = {columns}, header = true, "
+        "auto_detect = false, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
+        "null_padding = false, filename = true) WITH ORDINALITY"
+    )
+
+
+def _jsonl_select(entity: Entity, paths: list[str]) -> str:
+    columns = "{" + ", ".join(f"{_literal(c)}: 'JSON'" for c in entity.column_names) + "}"
+    values = [f"{_quote(c)}->>'$' AS {_quote(c)}" for c in entity.column_names]
+    nested = " ".join(
+        f"WHEN json_type({_quote(c)}) IN ('OBJECT', 'ARRAY') THEN {_literal(c)}" for c in entity.column_names
+    )
+    return (
+        f"SELECT {', '.join(values)}, CASE {nested} END AS _nested, filename AS _path, ordinality AS _ordinal "
+        f"FROM read_json([{', '.join(map(_literal, paths))}], format = 'newline_delimited', "
+        f"columns = {columns}, filename = true) WITH ORDINALITY"
+    )
+
+
+def _parquet_select(entity: Entity, schema: tuple[tuple[str, bool], ...], paths: list[str]) -> str:
+    is_nested = dict(schema)
+    values, nested = [], []
+    for c in entity.column_names:
+        if c not in is_nested:
+            values.append(f"NULL::VARCHAR AS {_quote(c)}")
+        elif is_nested[c]:
+            values.append(f"{_quote(c)}::VARCHAR AS {_quote(c)}")
+            nested.append(f"WHEN {_quote(c)} IS NOT NULL THEN {_literal(c)}")
+        else:
+            values.append(f"{_quote(c)}::VARCHAR AS {_quote(c)}")
+    nested_case = f"CASE {' '.join(nested)} END" if nested else "NULL::VARCHAR"
+    return (
+        f"SELECT {', '.join(values)}, {nested_case} AS _nested, filename AS _path, file_row_number AS _ordinal "
+        f"FROM read_parquet([{', '.join(map(_literal, paths))}], filename = true, file_row_number = true)"
+    )
+
+
+def _csv_error_reason(error: Exception) -> str:
+    """DuckDB's CSV error as file-level reason: the line and the kind of error, never the line itself."""
+    message = str(error)
+    line = re.search(r"CSV Error on Line: (\d+)", message)
+    where = f"line {line.group(1)}: " if line else ""
+    if "Invalid unicode" in message or "not utf-8" in message:
+        return f"not_utf8 ({where.rstrip(': ')})" if where else "not_utf8"
+    kinds = {
+        "unterminated quote": "a quoted value is never closed",
+        "Expected Number of Columns": "wrong number of columns",
+        "quote": "a quote in an unquoted value",
+        "Maximum line size": "line too long",
+    }
+    kind = next((text for marker, text in kinds.items() if marker in message), "not valid CSV")
+    return f"unreadable ({where}{kind})"
+
+
+def _jsonl_error_reason(path: Path) -> str:
+    """The first line of a JSON lines file that is not one JSON object (found only for a file that failed)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                return _not_utf8(error, number)
+            except ValueError:
+                return f"unreadable (line {number}: not valid JSON)"
+            if not isinstance(value, dict):
+                return f"unreadable (line {number}: not a JSON object)"
+    return "unreadable (not valid JSON lines)"
+
+
+def create_read_table(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
+    columns = ", ".join(f"{_quote(c)} VARCHAR" for c in entity.column_names)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {READ_TABLE} ({columns}, _nested VARCHAR, _path VARCHAR, _ordinal BIGINT)"
+    )
+
+
+def _load(con: duckdb.DuckDBPyConnection, select, files: list[LandingFile], diagnose, rejected: list) -> None:
+    """Insert the files' rows; if DuckDB refuses the set, halve it until the refused files are found."""
+    if not files:
+        return
+    try:
+        con.execute(f"INSERT INTO {READ_TABLE} {select([str(f.path) for f in files])}")
+    except duckdb.Error as error:
+        if len(files) == 1:
+            rejected.append(_reject(files[0].path, files[0].source_file, diagnose(files[0], error), files[0].landing_date))
+            return
+        middle = len(files) // 2
+        _load(con, select, files[:middle], diagnose, rejected)
+        _load(con, select, files[middle:], diagnose, rejected)
+
+
+def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entity, days: list[date]) -> LandedRange:
+    """Fill the temp table `landed` with every readable row of the run's landing days, as text.
+
+    Columns: the entity's columns (VARCHAR), `_nested` (the first contract column holding a list or
+    object, if any), `_landing_date`, `_source_file`, `_row_number` (1-based, header excluded).
+    """
+    files, rejected = find_landing_files(root, entity, days)
+    create_read_table(con, entity)
+    groups: dict[tuple, list[LandingFile]] = {}
+    for file in files:
+        if file.path.stat().st_size == 0:
+            rejected.append(_reject(file.path, file.source_file, "empty", file.landing_date))
+            continue
+        if file.format == "csv":
+            probed = probe_csv(file.path, entity)
+        elif file.format == "jsonl":
+            probed = probe_jsonl(file.path, entity)
+        else:
+            probed = probe_parquet(file.path, entity)
+        if isinstance(probed, str):
+            rejected.append(_reject(file.path, file.source_file, probed, file.landing_date))
+        else:
+            # JSON lines are read by the contract's names whatever their keys: one group per format.
+            groups.setdefault((file.format, probed if file.format != "jsonl" else ()), []).append(file)
+
+    for (file_format, shape), group in groups.items():
+        if file_format == "csv":
+            _load(con, lambda paths, h=shape: _csv_select(entity, h, paths), group,
+                  lambda f, error: _csv_error_reason(error), rejected)
+        elif file_format == "jsonl":
+            _load(con, lambda paths: _jsonl_select(entity, paths), group,
+                  lambda f, error: _jsonl_error_reason(f.path), rejected)
+        else:
+            _load(con, lambda paths, s=shape: _parquet_select(entity, s, paths), group,
+                  lambda f, error: "unreadable (not a valid Parquet file)", rejected)
+
+    loaded = [f for f in files if f.source_file not in {r.source_file for r in rejected}]
+    _attach_lineage(con, loaded)
+    # A file that parsed but holds no data row (a header alone, blank lines) is empty.
+    with_rows = {row[0] for row in con.execute(f"SELECT DISTINCT _source_file FROM {LANDED_TABLE}").fetchall()}
+    for file in loaded:
+        if file.source_file not in with_rows:
+            rejected.append(_reject(file.path, file.source_file, "empty", file.landing_date))
+    return LandedRange(files_read=len(files), rejected_files=rejected)
+
+
+def _attach_lineage(con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> None:
+    """Replace each row's file path by its landing day and its path relative to the landing root, and
+    number the rows of each file from 1 (the readers number rows across all files of one read, in order)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_path VARCHAR, _source_file VARCHAR, _landing_date DATE)")
+    if files:
+        con.executemany(
+            "INSERT INTO landing_files VALUES (?, ?, ?)",
+            [(str(f.path), f.source_file, f.landing_date) for f in files],
+        )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {LANDED_TABLE} AS "
+        f"WITH starts AS (SELECT _path, min(_ordinal) AS _first FROM {READ_TABLE} GROUP BY _path) "
+        "SELECT l.* EXCLUDE (_path, _ordinal), f._landing_date, f._source_file, l._ordinal - s._first + 1 AS _row_number "
+        f"FROM {READ_TABLE} AS l JOIN starts AS s USING (_path) JOIN landing_files AS f USING (_path)"
+    )
+    con.execute(f"DROP TABLE {READ_TABLE}")

@@ -1,7 +1,8 @@
 """Raw and quarantine tables in the DuckDB warehouse, written one landing-day range at a time.
 
-A run replaces exactly the landing days it ingested, in one transaction, so re-running a
-partition gives the same tables and a crash leaves the previous state.
+A run replaces exactly the landing days it ingested, in one transaction (good rows, quarantined
+rows and quarantined files together), so re-running a partition gives the same tables and a crash
+leaves the previous state.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ import duckdb
 import polars as pl
 
 from lifecycle_assets.ingest.contract import ENTITIES, Entity
+from lifecycle_assets.ingest.validation import BAD_TABLE, GOOD_TABLE, SQL_TYPES
 
-DUCKDB_TYPES = {
-    "string": "VARCHAR",
-    "email": "VARCHAR",
-    "timestamp": "TIMESTAMP",
-    "date": "DATE",
-    "boolean": "BOOLEAN",
-    "integer": "BIGINT",
-    "amount": "DOUBLE",
-}
+DUCKDB_TYPES = SQL_TYPES
 
 QUARANTINED_ROWS_DDL = """
 CREATE TABLE IF NOT EXISTS quality.quarantined_rows (
@@ -46,22 +40,25 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
     for entity in ENTITIES.values():
         con.execute(raw_table_ddl(entity))
+        _migrate(con, entity)
     con.execute(QUARANTINED_ROWS_DDL)
     con.execute(QUARANTINED_FILES_DDL)
 
 
-def known_ids(con: duckdb.DuckDBPyConnection, entity: Entity, incoming: pl.DataFrame) -> dict[str, pl.Series]:
-    """Ids the incoming rows refer to that are already ingested; looks up only the ids in this batch."""
-    found = {}
-    for column, referenced, referenced_key in entity.references:
-        wanted = incoming.select(pl.col(column).str.strip_chars().alias("id")).drop_nulls().unique()
-        con.register("wanted_ids", wanted)
-        found[column] = con.execute(
-            f"SELECT DISTINCT {referenced_key} AS id FROM raw.{referenced} "
-            f"WHERE {referenced_key} IN (SELECT id FROM wanted_ids)"
-        ).pl()["id"]
-        con.unregister("wanted_ids")
-    return found
+def _migrate(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
+    """Bring a raw table written by an older version to the contract: new optional columns, exact money."""
+    existing = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ?",
+            [entity.name],
+        ).fetchall()
+    )
+    for column in entity.columns:
+        wanted = DUCKDB_TYPES[column.type]
+        if column.name not in existing:
+            con.execute(f"ALTER TABLE raw.{entity.name} ADD COLUMN {column.name} {wanted}")
+        elif existing[column.name] != wanted and column.type == "amount":
+            con.execute(f"ALTER TABLE raw.{entity.name} ALTER COLUMN {column.name} TYPE {wanted}")
 
 
 def replace_landing_days(
@@ -69,31 +66,34 @@ def replace_landing_days(
     entity: Entity,
     first_day: date,
     last_day: date,
-    good: pl.DataFrame,
-    quarantined_rows: pl.DataFrame,
     quarantined_files: pl.DataFrame,
     run_id: str,
 ) -> None:
-    """Swap the given landing days of one entity for the new rows, atomically."""
-    con.register("good_rows", good)
-    con.register("bad_rows", quarantined_rows)
+    """Swap the given landing days of one entity for the validated rows (temp views), atomically.
+
+    Undated records (a folder of the entity with no day in its name) are replaced on every run.
+    """
     con.register("bad_files", quarantined_files)
     try:
         con.execute("BEGIN TRANSACTION")
         window = [first_day, last_day]
         con.execute(f"DELETE FROM raw.{entity.name} WHERE _landing_date BETWEEN ? AND ?", window)
         con.execute(
-            f"INSERT INTO raw.{entity.name} SELECT {', '.join(entity.column_names)}, "
-            "_landing_date, _source_file, _row_number, current_timestamp::TIMESTAMP FROM good_rows"
+            f"INSERT INTO raw.{entity.name} ({', '.join(entity.column_names)}, _landing_date, _source_file, "
+            f"_row_number, _ingested_at) SELECT {', '.join(entity.column_names)}, "
+            f"_landing_date, _source_file, _row_number, current_timestamp::TIMESTAMP FROM {GOOD_TABLE}"
         )
-        for table in ("quarantined_rows", "quarantined_files"):
-            con.execute(
-                f"DELETE FROM quality.{table} WHERE entity = ? AND landing_date BETWEEN ? AND ?",
-                [entity.name, *window],
-            )
+        con.execute(
+            "DELETE FROM quality.quarantined_rows WHERE entity = ? AND landing_date BETWEEN ? AND ?",
+            [entity.name, *window],
+        )
+        con.execute(
+            "DELETE FROM quality.quarantined_files WHERE entity = ? AND (landing_date BETWEEN ? AND ? OR landing_date IS NULL)",
+            [entity.name, *window],
+        )
         con.execute(
             "INSERT INTO quality.quarantined_rows SELECT entity, landing_date, source_file, row_number, "
-            "reason, raw_row, ?, current_timestamp::TIMESTAMP FROM bad_rows",
+            f"reason, raw_row, ?, current_timestamp::TIMESTAMP FROM {BAD_TABLE}",
             [run_id],
         )
         con.execute(
@@ -106,5 +106,4 @@ def replace_landing_days(
         con.execute("ROLLBACK")
         raise
     finally:
-        for name in ("good_rows", "bad_rows", "bad_files"):
-            con.unregister(name)
+        con.unregister("bad_files")

@@ -1,17 +1,19 @@
-"""Row rules: split a landing day's rows into typed good rows and quarantined rows with a reason.
+"""Row rules as SQL generated from the contract: split the landed text rows into typed good rows and
+quarantined rows with a reason.
 
 The reason of a rejected row is the first rule it breaks, in the order of docs/data_contract.md,
-so the same bad row always gets the same reason. Nothing is dropped: every input row leaves
-either as a good row or as a quarantined row with its raw values.
+so the same bad row always gets the same reason. Nothing is dropped: every landed row leaves
+either as a good row (temp view `good_rows`) or as a quarantined row with its raw values as
+JSON (temp view `bad_rows`), both over the temp table `checked`. DuckDB runs the rules, so memory is bounded by its `memory_limit`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import duckdb
 import polars as pl
 
 from lifecycle_assets.ingest.contract import (
+    AMOUNT_SQL_TYPE,
     EMAIL_EVENT_TYPES,
     EVENTS_REQUIRING_LETTER_KEY,
     EVENTS_REQUIRING_PRODUCT,
@@ -20,11 +22,25 @@ from lifecycle_assets.ingest.contract import (
     Column,
     Entity,
 )
+from lifecycle_assets.ingest.landing import LANDED_TABLE
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
+OFFSET_PATTERN = r"[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|[Zz])$"
+AMOUNT_PATTERN = r"[+-]?([0-9]+([.][0-9]{0,2})?|[.][0-9]{1,2})"
 TRUE_WORDS = ("true", "1", "yes", "t", "y")
 FALSE_WORDS = ("false", "0", "no", "f", "n")
+WHITESPACE = " \t\n\r\x0b\x0c"
 
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "email": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "boolean": "BOOLEAN",
+    "integer": "BIGINT",
+    "amount": AMOUNT_SQL_TYPE,
+}
+# For tests that build raw tables by hand in polars (money is a float there; DuckDB casts it exactly).
 POLARS_TYPES = {
     "string": pl.String,
     "email": pl.String,
@@ -44,138 +60,169 @@ UNPARSABLE_REASON = {
 # The order in which unparsable types are reported (the contract's rule order).
 UNPARSABLE_ORDER = ("timestamp", "date", "integer", "amount", "boolean")
 
-
-@dataclass
-class ValidatedRows:
-    good: pl.DataFrame
-    quarantined: pl.DataFrame
+GOOD_TABLE = "good_rows"
+BAD_TABLE = "bad_rows"
 
 
-def _parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """ISO 8601 with 'T' or space, optional fraction, optional offset or Z; naive means UTC."""
-    normalised = text.str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T").str.replace(r"[Zz]$", "+00:00")
-    with_offset = [
-        normalised.str.to_datetime(f, strict=False, time_unit="us")
-        .dt.convert_time_zone("UTC")
-        .dt.replace_time_zone(None)
-        for f in ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%:z")
-    ]
-    naive = [
-        normalised.str.to_datetime(f, strict=False, time_unit="us")
-        for f in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
-    ]
-    return pl.coalesce(with_offset + naive)
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-def _parse(column: Column, text: pl.Expr) -> pl.Expr:
+def lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(lit(v) for v in values) + ")"
+
+
+def parse_sql(column: Column) -> str:
+    """SQL turning the cleaned text of a column into its contract type; NULL where it does not parse."""
+    c = q(column.name)
+    # Each cast is guarded by a cheap pattern: DuckDB's failing casts are slow, and the pattern is
+    # also the contract (no '1e3', no rounding to fit).
     if column.type == "timestamp":
-        return _parse_timestamp(text)
+        # ISO 8601 with 'T' or space, optional fraction and offset; no offset means UTC (the session's zone).
+        # Only a value with an offset pays for the time-zone-aware cast.
+        return (
+            f"CASE WHEN NOT regexp_matches({c}, '^[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}') THEN NULL "
+            f"WHEN regexp_matches({c}, {lit(OFFSET_PATTERN)}) THEN try_cast({c} AS TIMESTAMPTZ)::TIMESTAMP "
+            f"ELSE try_cast({c} AS TIMESTAMP) END"
+        )
     if column.type == "date":
-        return text.str.to_date("%Y-%m-%d", strict=False)
+        return f"try_strptime({c}, '%Y-%m-%d')::DATE"
     if column.type == "boolean":
-        lowered = text.str.to_lowercase()
-        return pl.when(lowered.is_in(TRUE_WORDS)).then(True).when(lowered.is_in(FALSE_WORDS)).then(False)
+        return f"CASE WHEN lower({c}) IN {_in(TRUE_WORDS)} THEN true WHEN lower({c}) IN {_in(FALSE_WORDS)} THEN false END"
     if column.type == "integer":
-        return text.cast(pl.Int64, strict=False)
+        return f"CASE WHEN regexp_full_match({c}, '[+-]?[0-9]{{1,18}}') THEN try_cast({c} AS BIGINT) END"
     if column.type == "amount":
-        number = text.cast(pl.Float64, strict=False)
-        return pl.when(number.is_finite()).then(number)
+        # Exact money: at most two decimals, never rounded to fit.
+        return f"CASE WHEN regexp_full_match({c}, {lit(AMOUNT_PATTERN)}) THEN try_cast({c} AS {AMOUNT_SQL_TYPE}) END"
     if column.type == "email":
-        return text.str.to_lowercase()
-    return text
+        return f"lower({c})"
+    return c
 
 
-def _missing_rules(entity: Entity) -> list[tuple[pl.Expr, str]]:
-    """Required columns, including the interaction rules that depend on the event type."""
-    rules = [(pl.col(c).is_null(), f"missing_required:{c}") for c in entity.required_columns]
+def typed(column: Column) -> str:
+    return q(f"__typed_{column.name}")
+
+
+def _missing_rules(entity: Entity) -> list[tuple[str, str]]:
+    """Required columns, including the rules that depend on another column (event type, registration)."""
+    rules = [(f"{q(c)} IS NULL", f"missing_required:{c}") for c in entity.required_columns]
+    rules += [
+        (f"{q(c.name)} IS NULL AND {q(c.required_with)} IS NOT NULL", f"missing_required:{c.name}")
+        for c in entity.columns
+        if c.required_with
+    ]
     if entity.name == "interactions":
-        event = pl.col("event_type")
         rules += [
-            (event.is_in(EMAIL_EVENT_TYPES) & pl.col("customer_id").is_null(), "missing_required:customer_id"),
+            (f"event_type IN {_in(EMAIL_EVENT_TYPES)} AND customer_id IS NULL", "missing_required:customer_id"),
             (
-                event.is_in(SITE_EVENT_TYPES) & pl.col("customer_id").is_null() & pl.col("anonymous_id").is_null(),
+                f"event_type IN {_in(SITE_EVENT_TYPES)} AND customer_id IS NULL AND anonymous_id IS NULL",
                 "missing_required:customer_id_or_anonymous_id",
             ),
-            (event.is_in(EVENTS_REQUIRING_PRODUCT) & pl.col("product_id").is_null(), "missing_required:product_id"),
-            (
-                event.is_in(EVENTS_REQUIRING_LETTER_KEY) & pl.col("letter_key").is_null(),
-                "missing_required:letter_key",
-            ),
+            (f"event_type IN {_in(EVENTS_REQUIRING_PRODUCT)} AND product_id IS NULL", "missing_required:product_id"),
+            (f"event_type IN {_in(EVENTS_REQUIRING_LETTER_KEY)} AND letter_key IS NULL", "missing_required:letter_key"),
         ]
     return rules
 
 
-def _first_reason(rules: list[tuple[pl.Expr, str]]) -> pl.Expr:
-    if not rules:
-        return pl.lit(None, dtype=pl.String)
-    condition, reason = rules[0]
-    chain = pl.when(condition).then(pl.lit(reason))
-    for condition, reason in rules[1:]:
-        chain = chain.when(condition).then(pl.lit(reason))
-    return chain.otherwise(pl.lit(None, dtype=pl.String))
-
-
-def validate_rows(rows: pl.DataFrame, entity: Entity, known_ids: dict[str, pl.Series]) -> ValidatedRows:
-    """Apply the contract's row rules to text rows carrying `_landing_date`, `_source_file`, `_row_number`.
-
-    `known_ids` maps a referencing column (e.g. ``customer_id``) to the ids already ingested for
-    the entity it refers to; a reference to anything else is quarantined.
-    """
-    text_columns = entity.column_names
-    rows = rows.with_columns(pl.struct(text_columns).struct.json_encode().alias("__raw_row"))
-    # Blank cells are missing values, whatever the format they came from.
-    cleaned = rows.with_columns(
-        [pl.col(c).str.strip_chars().replace("", None).alias(c) for c in text_columns]
-    ).with_columns([_parse(c, pl.col(c.name)).alias(f"__typed_{c.name}") for c in entity.columns])
-
-    typed = {c.name: pl.col(f"__typed_{c.name}") for c in entity.columns}
-    rules = _missing_rules(entity)
+def row_rules(entity: Entity) -> list[tuple[str, str]]:
+    """(condition, reason) in the contract's order; the first that holds is the row's reason."""
+    rules = [("_nested IS NOT NULL", "'nested_value:' || _nested")]
+    rules += [(condition, lit(reason)) for condition, reason in _missing_rules(entity)]
     for column_type in UNPARSABLE_ORDER:
         rules += [
-            (pl.col(c.name).is_not_null() & typed[c.name].is_null(), f"{UNPARSABLE_REASON[column_type]}:{c.name}")
+            (f"{q(c.name)} IS NOT NULL AND {typed(c)} IS NULL", lit(f"{UNPARSABLE_REASON[column_type]}:{c.name}"))
             for c in entity.columns
             if c.type == column_type
         ]
-    rules += [(typed[c.name] < 0, f"negative_value:{c.name}") for c in entity.columns if c.non_negative]
+    rules += [(f"{typed(c)} < 0", lit(f"negative_value:{c.name}")) for c in entity.columns if c.non_negative]
     for c in entity.columns:
         if c.allowed:
             reason = "unknown_status" if c.name == "status" else f"unknown_{c.name}"
-            rules.append((pl.col(c.name).is_not_null() & ~pl.col(c.name).is_in(c.allowed), reason))
+            rules.append((f"{q(c.name)} IS NOT NULL AND {q(c.name)} NOT IN {_in(c.allowed)}", lit(reason)))
     rules += [
-        (pl.col(c.name).is_not_null() & ~pl.col(c.name).str.contains(EMAIL_PATTERN), "malformed_email")
+        (f"{q(c.name)} IS NOT NULL AND NOT regexp_matches({q(c.name)}, {lit(EMAIL_PATTERN)})", lit("malformed_email"))
         for c in entity.columns
         if c.type == "email"
     ]
-    latest_allowed = pl.col("_landing_date").cast(pl.Datetime("us")) + pl.duration(hours=24 + FUTURE_TOLERANCE_HOURS)
-    rules += [(typed[c.name] > latest_allowed, f"future_timestamp:{c.name}") for c in entity.columns if c.type == "timestamp"]
-
-    ordered = cleaned.sort(["_landing_date", "_source_file", "_row_number"]).with_columns(
-        _first_reason(rules).alias("__reason")
-    )
-    # Within a landing day the first row of an id wins; later copies are quarantined.
-    occurrence = pl.int_range(pl.len()).over([*entity.key, "_landing_date", pl.col("__reason").is_null()])
-    reference_rules = [
-        (pl.col(column).is_not_null() & ~pl.col(column).is_in(known_ids.get(column, pl.Series([], dtype=pl.String))),
-         f"unknown_{referenced.removesuffix('s')}")
-        for column, referenced, _ in entity.references
+    latest_allowed = f"_landing_date::TIMESTAMP + INTERVAL {24 + FUTURE_TOLERANCE_HOURS} HOUR"
+    rules += [
+        (f"{typed(c)} > {latest_allowed}", lit(f"future_timestamp:{c.name}"))
+        for c in entity.columns
+        if c.type == "timestamp"
     ]
-    ordered = ordered.with_columns(
-        pl.coalesce(
-            pl.col("__reason"),
-            _first_reason([(occurrence > 0, "duplicate_id"), *reference_rules]),
-        ).alias("__reason")
-    )
+    return rules
 
-    good = ordered.filter(pl.col("__reason").is_null()).select(
-        [pl.col(f"__typed_{c.name}").cast(POLARS_TYPES[c.type]).alias(c.name) for c in entity.columns]
-        + [pl.col("_landing_date"), pl.col("_source_file"), pl.col("_row_number")]
+
+def _case(rules: list[tuple[str, str]]) -> str:
+    if not rules:
+        return "NULL::VARCHAR"
+    return "CASE " + " ".join(f"WHEN {condition} THEN {reason}" for condition, reason in rules) + " END"
+
+
+def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
+    """Apply the row rules to the `landed` temp table; defines the temp views `good_rows` and `bad_rows`.
+
+    References (an order's customer, an item's order and product) are looked up in the raw tables,
+    which the entities referred to were written to earlier in the same run.
+    """
+    names = entity.column_names
+    # The quarantined row as delivered (before trimming), looked up in `landed` for bad rows only.
+    raw_row = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {LANDED_TABLE}.{q(c)}" for c in names) + "))"
+    cleaned = ", ".join(f"nullif(trim({q(c)}, {lit(WHITESPACE)}), '') AS {q(c)}" for c in names)
+    typed_columns = ", ".join(f"{parse_sql(c)} AS {typed(c)}" for c in entity.columns)
+    # Within a landing day the first row of an id wins (by file name, then row): a later row is a
+    # duplicate. Where the contract allows changes within a day, only an exact copy is a duplicate.
+    # Found by grouping (only ids seen twice are joined back), which is far cheaper than a window.
+    same_row = [*map(q, entity.key), "_landing_date"]
+    if entity.changes_within_day:
+        same_row += [q(c) for c in names if c not in entity.key]
+    same_row_match = " AND ".join(f"r.{c} IS NOT DISTINCT FROM d.{c}" for c in same_row)
+    reference_rules = [
+        (
+            f"{q(column)} IS NOT NULL AND {q(column)} NOT IN "
+            f"(SELECT {q(key)} FROM raw.{referenced} WHERE {q(key)} IS NOT NULL)",
+            lit(f"unknown_{referenced.removesuffix('s')}"),
+        )
+        for column, referenced, key in entity.references
+    ]
+    later_rules = _case([("_occurrence > 1", lit("duplicate_id")), *reference_rules])
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE checked AS
+        WITH cleaned AS (
+            SELECT {cleaned}, _nested, _landing_date, _source_file, _row_number FROM {LANDED_TABLE}
+        ),
+        parsed AS (SELECT *, {typed_columns} FROM cleaned),
+        reasoned AS (SELECT *, {_case(row_rules(entity))} AS _reason FROM parsed),
+        seen_twice AS (
+            SELECT {', '.join(same_row)} FROM reasoned WHERE _reason IS NULL GROUP BY ALL HAVING count(*) > 1
+        ),
+        twins AS (
+            SELECT r._source_file, r._row_number, row_number() OVER (
+                PARTITION BY {', '.join(f"r.{c}" for c in same_row)} ORDER BY r._source_file, r._row_number
+            ) AS _occurrence
+            FROM reasoned AS r JOIN seen_twice AS d ON {same_row_match}
+            WHERE r._reason IS NULL
+        ),
+        counted AS (
+            SELECT r.*, t._occurrence FROM reasoned AS r LEFT JOIN twins AS t USING (_source_file, _row_number)
+        )
+        SELECT {', '.join(typed(c) for c in entity.columns)}, _landing_date, _source_file, _row_number,
+            coalesce(_reason, {later_rules}) AS _reason
+        FROM counted
+        """
     )
-    quarantined = ordered.filter(pl.col("__reason").is_not_null()).select(
-        pl.lit(entity.name).alias("entity"),
-        pl.col("_landing_date").alias("landing_date"),
-        pl.col("_source_file").alias("source_file"),
-        pl.col("_row_number").alias("row_number"),
-        pl.col("__reason").alias("reason"),
-        pl.col("__raw_row").alias("raw_row"),
+    good_columns = ", ".join(f"{typed(c)}::{SQL_TYPES[c.type]} AS {q(c.name)}" for c in entity.columns)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {GOOD_TABLE} AS SELECT {good_columns}, _landing_date, _source_file, _row_number "
+        "FROM checked WHERE _reason IS NULL"
     )
-    return ValidatedRows(good=good, quarantined=quarantined)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {BAD_TABLE} AS SELECT {lit(entity.name)} AS entity, _landing_date AS landing_date, "
+        f"_source_file AS source_file, _row_number AS row_number, _reason AS reason, {raw_row} AS raw_row "
+        f"FROM checked JOIN {LANDED_TABLE} USING (_landing_date, _source_file, _row_number) WHERE _reason IS NOT NULL"
+    )

@@ -9,13 +9,13 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
 from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS
-from lifecycle_assets.ingest.landing import read_landing_day
+from lifecycle_assets.ingest.pipeline import configure, ingest_days
 from lifecycle_assets.sample_data.sample_shop import MANIFEST_NAME, generate_sample_shop, main
-from lifecycle_assets.ingest.validation import validate_rows
 
 CONTRACT_DOC = Path(__file__).resolve().parents[2] / "docs" / "data_contract.md"
 INGEST_ORDER = ("customers", "products", "orders", "order_items", "interactions")
@@ -40,22 +40,18 @@ def read_entity(root: Path, entity: str) -> pl.DataFrame:
 
 
 def quarantine(root: Path, first_day: date, days: int) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
-    """Run the project's own landing reader and row rules over every landing day (no warehouse)."""
-    good_ids: dict[str, pl.Series] = {}
-    quarantined, rejected_files = [], []
-    for name in INGEST_ORDER:
-        entity = ENTITIES[name]
-        frames = []
-        for offset in range(days):
-            day = first_day + timedelta(days=offset)
-            landed = read_landing_day(root, entity, day.isoformat())
-            frames.append(landed.rows.with_columns(pl.lit(day).alias("_landing_date")))
-            rejected_files += [(f.source_file, f.reason) for f in landed.rejected_files]
-        known = {column: good_ids[referenced] for column, referenced, _ in entity.references}
-        validated = validate_rows(pl.concat(frames), entity, known)
-        good_ids[name] = validated.good[entity.key[0]].unique()
-        quarantined.append(validated.quarantined)
-    return pl.concat(quarantined), rejected_files
+    """Run the project's own ingest (DuckDB readers and row rules) over every landing day, in memory."""
+    window = [first_day + timedelta(days=offset) for offset in range(days)]
+    rejected_files = []
+    with duckdb.connect() as con:
+        configure(con)
+        for name in INGEST_ORDER:
+            outcome = ingest_days(con, root, ENTITIES[name], window, run_id="test")
+            rejected_files += [(f.source_file, f.reason) for f in outcome.rejected_files]
+        quarantined = con.execute(
+            "SELECT entity, landing_date, source_file, row_number, reason, raw_row FROM quality.quarantined_rows"
+        ).pl()
+    return quarantined, rejected_files
 
 
 # --- Reproducibility and layout ------------------------------------------------------------------
