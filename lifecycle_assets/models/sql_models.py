@@ -408,8 +408,9 @@ def build_model_asset(model: SqlModel) -> dg.AssetsDefinition:
 
 
 def build_model_assets(root: Path = SQL_MODELS_DIR) -> list[dg.AssetsDefinition]:
-    """Every SQL model, and the Python assets of the lifecycle group (the lapse model)."""
+    """Every SQL model, and the Python assets of the lifecycle group (the lapse model and its backtest)."""
+    from lifecycle_assets.backtest import lapse_backtest
     from lifecycle_assets.models.lapse import customer_lapse_scores
 
-    return [*(build_model_asset(model) for model in load_models(root)), customer_lapse_scores]
+    return [*(build_model_asset(model) for model in load_models(root)), customer_lapse_scores, lapse_backtest]
 
