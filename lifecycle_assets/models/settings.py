@@ -27,7 +27,7 @@ class LifecycleSettings(dg.ConfigurableResource):
     lapse_horizon_days: int = 90
     lapse_min_buyers: int = 500
     lapse_min_history_days: int = 180
-    lapse_fit_sample: int = 200_000
+    lapse_fit_sample: int = 100_000  # buyers sampled to fit (BG/NBD, classifier); every buyer is scored
     returned_window_days: int = 30
     rhythm_min_purchase_days: int = 3
     rhythm_overdue_multiple: float = 2.0
