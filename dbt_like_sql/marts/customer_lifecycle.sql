@@ -1,13 +1,32 @@
--- description: Exactly one row per known customer with their lifecycle stage as of the date (visitor, new_buyer, active, departing, returned), recency segment, RFM scores and segment, and expected next purchase (rules: docs/lifecycle_model.md).
+-- description: Exactly one row per known customer with their lifecycle stage as of the date (visitor, new_buyer, active, departing, returned), recency segment, RFM scores and segment, the lapse model's P(buy within H days) and expected next purchase, and the departing rule in force (rules: docs/lifecycle_model.md).
 -- owners: team:data
 -- unique_key: customer_id
--- count_by: stage, recency_segment, rfm_segment
+-- count_by: stage, recency_segment, rfm_segment, departing_rule
 -- count_table: stage, recency_segment
 -- count_table: rfm_segment
-with current_stage as (
+with history_stage as (
     select customer_id, stage, started_on as stage_started_on, previous_stage
     from intermediate.stage_transitions
     qualify row_number() over (partition by customer_id order by started_on desc) = 1
+),
+-- Departing comes from the lapse model (or, in a small or young shop, its fixed-days fallback);
+-- returned, new_buyer and active keep their rules (docs/lifecycle_model.md section 2).
+current_stage as (
+    select
+        facts.customer_id,
+        case
+            when facts.last_purchase_on is null then 'visitor'
+            when lapse.is_departing then 'departing'
+            when $as_of::date - facts.last_return_on < $returned_window_days then 'returned'
+            when facts.purchase_days_count = 1 then 'new_buyer'
+            else 'active'
+        end as stage,
+        lapse.departing_rule,
+        lapse.p_buy_within_horizon,
+        lapse.lapse_score,
+        coalesce(lapse.expected_next_purchase_on, facts.expected_next_purchase_on) as expected_next_purchase_on
+    from marts.customer_facts as facts
+    left join marts.customer_lapse_scores as lapse using (customer_id)
 ),
 scored as (
     select
@@ -47,8 +66,11 @@ monetary as (
 select
     scored.customer_id,
     current_stage.stage,
-    current_stage.stage_started_on,
-    current_stage.previous_stage,
+    -- The stage history (intermediate.stage_transitions) dates the stage when it agrees with the model.
+    case when history_stage.stage = current_stage.stage then history_stage.stage_started_on end as stage_started_on,
+    case
+        when history_stage.stage = current_stage.stage then history_stage.previous_stage else history_stage.stage
+    end as previous_stage,
     scored.recency_segment,
     scored.recency_score,
     scored.frequency_score,
@@ -66,8 +88,11 @@ select
         when scored.frequency_score = 2 then 'hibernating'
         else 'lost'
     end as rfm_segment,
-    scored.expected_next_purchase_on,
-    coalesce($as_of::date > scored.expected_next_purchase_on, false) as is_overdue,
+    current_stage.expected_next_purchase_on,
+    coalesce($as_of::date > current_stage.expected_next_purchase_on, false) as is_overdue,
+    current_stage.p_buy_within_horizon,
+    current_stage.lapse_score,
+    current_stage.departing_rule,
     scored.departing_from,
     scored.last_purchase_on,
     scored.days_since_last_purchase,
@@ -81,4 +106,5 @@ select
     $as_of::date as as_of
 from scored
 join current_stage using (customer_id)
+join history_stage using (customer_id)
 left join monetary using (customer_id)

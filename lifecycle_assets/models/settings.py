@@ -22,6 +22,12 @@ class LifecycleSettings(dg.ConfigurableResource):
         description="Build the lifecycle as of this day (YYYY-MM-DD). Empty: the latest landing day in raw.*.",
     )
     departing_days: int = 90
+    # The lapse model (lifecycle_assets/models/lapse.py): P(buy within lapse_horizon_days), fitted on
+    # the shop's own history; a shop with fewer buyers or days of orders falls back to departing_days.
+    lapse_horizon_days: int = 90
+    lapse_min_buyers: int = 500
+    lapse_min_history_days: int = 180
+    lapse_fit_sample: int = 100_000  # buyers sampled to fit (BG/NBD, classifier); every buyer is scored
     returned_window_days: int = 30
     rhythm_min_purchase_days: int = 3
     rhythm_overdue_multiple: float = 2.0

@@ -347,9 +347,19 @@ def build_all(connection, settings: LifecycleSettings | None = None, models: lis
     settings = settings or LifecycleSettings()
     as_of = settings.resolve_as_of(connection)
     parameters = settings.sql_parameters(as_of)
+    python_tables = _python_tables()
     for model in build_order(models or load_models()):
+        for table in [table for table in python_tables if table in {f"{s}.{n}" for s, n in model.tables_read}]:
+            python_tables.pop(table)(connection, settings, as_of)
         run_model(model, connection, parameters)
     return as_of
+
+
+def _python_tables() -> dict[str, object]:
+    """Tables written by Python assets, built here just before the first SQL model that reads them."""
+    from lifecycle_assets.models.lapse import LAPSE_SCORES_TABLE, write_lapse_scores
+
+    return {LAPSE_SCORES_TABLE: write_lapse_scores}
 
 
 def _label(value: object) -> str:
@@ -459,5 +469,9 @@ def build_model_asset(model: SqlModel) -> dg.AssetsDefinition:
 
 
 def build_model_assets(root: Path = SQL_MODELS_DIR) -> list[dg.AssetsDefinition]:
-    return [build_model_asset(model) for model in load_models(root)]
+    """Every SQL model, and the Python assets of the lifecycle group (the lapse model and its backtest)."""
+    from lifecycle_assets.backtest import lapse_backtest
+    from lifecycle_assets.models.lapse import customer_lapse_scores
+
+    return [*(build_model_asset(model) for model in load_models(root)), customer_lapse_scores, lapse_backtest]
 

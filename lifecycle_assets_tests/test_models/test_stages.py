@@ -58,7 +58,7 @@ def test_a_second_order_before_departing_is_not_a_return(build):
 
 
 def rhythm_shop() -> TinyShop:
-    """Bob buys every 20 days (days 0, 20, 40, 60): expected next on day 80, departing from day 100 (2 x 20 days)."""
+    """Bob buys every 20 days (days 0, 20, 40, 60): expected next on day 80 (last purchase + typical gap)."""
     shop = TinyShop().product("p1").customer("bob", at(0))
     for number, purchase_day in enumerate((0, 20, 40, 60)):
         shop.order(f"o{number}", "bob", at(purchase_day))
@@ -70,19 +70,21 @@ def rhythm_shop() -> TinyShop:
     [
         pytest.param(80, "active", False, id="on-expected-day"),
         pytest.param(81, "active", True, id="overdue-but-not-departing"),
-        pytest.param(99, "active", True, id="one-day-before-2x-gap"),
-        pytest.param(100, "departing", True, id="2x-gap-departing-long-before-90-days"),
+        pytest.param(100, "active", True, id="2x-gap-is-no-longer-departing"),
+        pytest.param(149, "active", True, id="89-days-after-last-purchase"),
+        pytest.param(150, "departing", True, id="90-days-after-last-purchase"),
     ],
 )
-def test_departing_from_the_customers_own_rhythm(build, as_of, stage, overdue):
+def test_a_small_shop_departs_on_the_fixed_90_day_rule_and_keeps_the_rhythms_expected_day(build, as_of, stage, overdue):
     lifecycle = build(rhythm_shop(), as_of=as_of).lifecycle("bob")
     assert lifecycle["stage"] == stage
+    assert lifecycle["departing_rule"] == "fixed_90_days"
     assert lifecycle["is_overdue"] is overdue
     assert lifecycle["expected_next_purchase_on"] == day(80)
 
 
-def test_rhythm_rules_are_configurable(build):
-    assert build(rhythm_shop(), as_of=100, rhythm_overdue_multiple=3.0).stage("bob") == "active"
+def test_the_fallback_rule_is_configurable(build):
+    assert build(rhythm_shop(), as_of=100, departing_days=40).stage("bob") == "departing"
 
 
 def test_a_visitor_is_registered_without_purchase_and_unknown_before_registering(build):
