@@ -36,7 +36,7 @@ SENDGRID_SUPPRESSION_LISTS = {
     "invalid_emails": "/v3/suppression/invalid_emails",
 }
 SUPPRESSION_PAGE_SIZE = 500
-INTERACTION_SUPPRESSIONS = ("unsubscribe", "bounce", "spam_report")
+INTERACTION_SUPPRESSIONS = ("unsubscribe", "bounce", "spam_report", "group_unsubscribe")
 PERSONALIZATION_FIELD = re.compile(r"personalizations\.(\d+)")
 
 
