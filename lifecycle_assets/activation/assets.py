@@ -182,14 +182,20 @@ def sendgrid_letters(
                 lambda: sync_templates(session, templates).template_ids,
                 context.run.run_id,
                 max_in_flight=max(1, sendgrid.max_concurrent_requests),
+                webhook_retry_horizon_seconds=sendgrid.webhook_retry_horizon_seconds,
             )
         except SendGridError as error:
             raise _stop_run(error) from None
         totals = ledger.state_counts(connection)
+    if any(result.unknown_resolved.values()):
+        context.log.info(
+            f"unknown letters settled from SendGrid's webhook events: {result.unknown_resolved['accepted']} accepted, "
+            f"{result.unknown_resolved['released']} released for sending; see activation.unknown_resolutions"
+        )
     if result.interrupted_claims_now_unknown:
         context.log.warning(
             f"{len(result.interrupted_claims_now_unknown)} letter(s) were claimed by a run that stopped mid-send "
-            "and are now unknown; they will not be sent again automatically: "
+            "and are now unknown; SendGrid's webhook events settle them (docs/webhook.md): "
             + ", ".join(result.interrupted_claims_now_unknown[:20])
         )
     metadata = {
@@ -202,6 +208,8 @@ def sendgrid_letters(
         "letters_failed": result.failed,
         "letters_unknown": result.unknown + len(result.interrupted_claims_now_unknown),
         "letters_returned_to_planned": result.returned_to_planned,
+        "unknown_resolved_accepted": result.unknown_resolved.get("accepted", 0),
+        "unknown_resolved_released": result.unknown_resolved.get("released", 0),
         "mail_send_requests": result.mail_send_requests,
         "requests_made": session.stats.requests,
         "request_retries": session.stats.retries,
