@@ -11,6 +11,7 @@ from lifecycle_assets.activation.letters import LetterSender, push_letters
 from lifecycle_assets.activation.resources import SendGridResource
 from lifecycle_assets.activation.templates import LetterTemplate, load_templates, render_letter, sync_templates
 from lifecycle_assets.metadata import markdown_table
+from lifecycle_assets.webhook.engagement import RATE_EVENTS, engagement_by_letter_type
 
 LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
 AUDIENCES = dg.AssetKey(["marts", "audiences"])
@@ -187,6 +188,7 @@ def sendgrid_letters(
         except SendGridError as error:
             raise _stop_run(error) from None
         totals = ledger.state_counts(connection)
+        engagement = engagement_by_letter_type(connection, sorted(templates))
     if any(result.unknown_resolved.values()):
         context.log.info(
             f"unknown letters settled from SendGrid's webhook events: {result.unknown_resolved['accepted']} accepted, "
@@ -216,6 +218,19 @@ def sendgrid_letters(
         "dry_run": session.dry_run,
         # Every state, 0 when empty, so each one plots as a steady line across runs.
         **{f"ledger_{state}_total": totals.get(state, 0) for state in ledger.ALL_STATES},
+        # Per letter type, from SendGrid's webhook events: a steady line per rate across pushes.
+        **{
+            f"engagement_{letter_type}_{rate}": value
+            for letter_type, rates in engagement.items()
+            for rate, value in rates.items()
+            if rate in RATE_EVENTS
+        },
+        "engagement": dg.MetadataValue.md(
+            markdown_table(
+                ["letter type", "accepted", *RATE_EVENTS],
+                [(name, rates["accepted"], *(f"{rates[rate]:.1%}" for rate in RATE_EVENTS)) for name, rates in engagement.items()],
+            )
+        ),
         "preview": dg.MetadataValue.md(
             _two_column_table(("ledger state", "letters"), totals)
             + "\n\n"
