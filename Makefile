@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui install dagster-home browser
+.PHONY: demo test ui install dagster-home browser webhook
 
 install: $(VENV)/.installed
 
@@ -41,3 +41,9 @@ ui: install dagster-home
 
 browser:
 	scripts/install-browser
+
+# SendGrid's Event Webhook receiver (docs/webhook.md); needs SENDGRID_WEBHOOK_PUBLIC_KEY.
+WEBHOOK_HOST ?= 127.0.0.1
+WEBHOOK_PORT ?= 8025
+webhook: install
+	$(VENV)/bin/lifecycle-webhook --host $(WEBHOOK_HOST) --port $(WEBHOOK_PORT)

@@ -16,6 +16,7 @@ from lifecycle_assets.ingest.definitions import daily_landing_partitions, ingest
 from lifecycle_assets.models.definitions import models_definitions
 from lifecycle_assets.quality.definitions import quality_definitions
 from lifecycle_assets.resources import default_resources
+from lifecycle_assets.webhook.definitions import webhook_definitions
 
 
 def build_definitions(first_landing_day: str | None = None) -> dg.Definitions:
@@ -27,6 +28,7 @@ def build_definitions(first_landing_day: str | None = None) -> dg.Definitions:
         models_definitions(),
         activation_definitions(),
         automation_definitions(partitions),
+        webhook_definitions(partitions),
         dg.Definitions(resources=default_resources(), executor=dg.in_process_executor),
     )
 

@@ -12,6 +12,7 @@ from lifecycle_assets.activation.letters import LetterSender, push_letters
 from lifecycle_assets.activation.resources import SendGridResource
 from lifecycle_assets.activation.templates import LetterTemplate, load_templates, render_letter, sync_templates
 from lifecycle_assets.metadata import markdown_table
+from lifecycle_assets.webhook.engagement import RATE_EVENTS, engagement_by_letter_type
 
 LETTERS_PLANNED = dg.AssetKey(["marts", "letters_planned"])
 AUDIENCES = dg.AssetKey(["marts", "audiences"])
@@ -183,14 +184,21 @@ def sendgrid_letters(
                 lambda: sync_templates(session, templates).template_ids,
                 context.run.run_id,
                 max_in_flight=max(1, sendgrid.max_concurrent_requests),
+                webhook_retry_horizon_seconds=sendgrid.webhook_retry_horizon_seconds,
             )
         except SendGridError as error:
             raise _stop_run(error) from None
         totals = ledger.state_counts(connection)
+        engagement = engagement_by_letter_type(connection, sorted(templates))
+    if any(result.unknown_resolved.values()):
+        context.log.info(
+            f"unknown letters settled from SendGrid's webhook events: {result.unknown_resolved['accepted']} accepted, "
+            f"{result.unknown_resolved['released']} released for sending; see activation.unknown_resolutions"
+        )
     if result.interrupted_claims_now_unknown:
         context.log.warning(
             f"{len(result.interrupted_claims_now_unknown)} letter(s) were claimed by a run that stopped mid-send "
-            "and are now unknown; they will not be sent again automatically: "
+            "and are now unknown; SendGrid's webhook events settle them (docs/webhook.md): "
             + ", ".join(result.interrupted_claims_now_unknown[:20])
         )
     metadata = {
@@ -203,12 +211,27 @@ def sendgrid_letters(
         "letters_failed": result.failed,
         "letters_unknown": result.unknown + len(result.interrupted_claims_now_unknown),
         "letters_returned_to_planned": result.returned_to_planned,
+        "unknown_resolved_accepted": result.unknown_resolved.get("accepted", 0),
+        "unknown_resolved_released": result.unknown_resolved.get("released", 0),
         "mail_send_requests": result.mail_send_requests,
         "requests_made": session.stats.requests,
         "request_retries": session.stats.retries,
         "dry_run": session.dry_run,
         # Every state, 0 when empty, so each one plots as a steady line across runs.
         **{f"ledger_{state}_total": totals.get(state, 0) for state in ledger.ALL_STATES},
+        # Per letter type, from SendGrid's webhook events: a steady line per rate across pushes.
+        **{
+            f"engagement_{letter_type}_{rate}": value
+            for letter_type, rates in engagement.items()
+            for rate, value in rates.items()
+            if rate in RATE_EVENTS
+        },
+        "engagement": dg.MetadataValue.md(
+            markdown_table(
+                ["letter type", "accepted", *RATE_EVENTS],
+                [(name, rates["accepted"], *(f"{rates[rate]:.1%}" for rate in RATE_EVENTS)) for name, rates in engagement.items()],
+            )
+        ),
         "preview": dg.MetadataValue.md(
             _two_column_table(("ledger state", "letters"), totals)
             + "\n\n"

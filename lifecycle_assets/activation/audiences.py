@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lifecycle_assets.activation.client import SendGridRejected, SendGridSession
+from lifecycle_assets.activation.letters import our_own_suppressions
 
 MAX_CONTACTS_PER_UPSERT = 30_000
 MAX_UPSERT_BYTES = 6_000_000
@@ -99,11 +100,27 @@ def read_audiences(connection) -> tuple[dict[str, dict], dict[str, set[str]]]:
     ).fetchall()
     contacts: dict[str, dict] = {}
     members: dict[str, set[str]] = defaultdict(set)
+    withdrawn = _withdrawn_since_build(connection)
     for email, customer_id, first_name, list_name, *attributes in rows:
+        if customer_id in withdrawn:
+            continue
         columns = ["stage", "recency_segment", "rfm_segment", "expected_next_purchase_on", "last_purchase_on", "orders_count"]
         contacts[email] = {"customer_id": customer_id, "first_name": first_name, **dict(zip(columns, attributes))}
         members[list_name].add(email)
     return contacts, dict(members)
+
+
+def _withdrawn_since_build(connection) -> set[str]:
+    """Customers who lost consent or unsubscribed, bounced or reported spam, as of the raw tables now.
+
+    marts.audiences is rebuilt daily, but consent changes and webhook events are ingested hourly
+    (and within minutes): checking the raw tables at sync time takes such a customer off every
+    list, the newsletter included, at the next push rather than the next day.
+    """
+    has_customers = connection.execute(
+        "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'customers'"
+    ).fetchone()[0]
+    return set(our_own_suppressions(connection)) if has_customers else set()
 
 
 def _paged_lists(session: SendGridSession) -> dict[str, str]:

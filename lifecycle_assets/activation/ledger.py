@@ -205,3 +205,91 @@ def letters_in_state(connection, state: str, limit: int | None = None) -> list[t
     if limit:
         sql += f" limit {int(limit)}"
     return connection.execute(sql, [state]).fetchall()
+
+
+# --- unknown letters resolved from SendGrid's Event Webhook (docs/webhook.md) -------------------
+# SendGrid retries an unacknowledged event batch for up to 24 h: after that, no event will come.
+WEBHOOK_RETRY_HORIZON_SECONDS = 24 * 3600
+RESOLUTIONS_SQL = """
+create table if not exists activation.unknown_resolutions (
+    letter_key varchar not null,
+    decision varchar not null,  -- 'accepted' (SendGrid reported it) or 'released' (it never reached SendGrid)
+    evidence varchar not null,
+    claimed_at timestamp,
+    decided_at timestamp not null
+);
+"""
+
+
+def resolve_unknown_from_webhook(connection, horizon_seconds: float = WEBHOOK_RETRY_HORIZON_SECONDS) -> dict[str, int]:
+    """Settle `unknown` letters from webhook events in raw.interactions; each decision is recorded.
+
+    accepted: any SendGrid event names the letter's key (processed, delivered, dropped, bounce, ...):
+              SendGrid had the letter, so it is never sent again.
+    released: no event names it, the retry horizon has passed since it was claimed, and the webhook
+              demonstrably delivered SendGrid's events over that time: events that occurred after
+              the claim and events that occurred after claim + horizon were ingested. The letter
+              goes back to `planned` only if the current plan still holds it (the push re-checks
+              consent and suppressions before sending).
+    """
+    counts = {"accepted": 0, "released": 0}
+    ensure_schema(connection)
+    columns = {row[0] for row in connection.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = 'interactions'"
+    ).fetchall()}
+    if not {"event_id", "letter_key", "occurred_at"} <= columns:
+        return counts
+    connection.execute(RESOLUTIONS_SQL)
+    accepted = connection.execute(
+        """
+        select ledger.letter_key, ledger.claimed_at,
+               string_agg(distinct events.event_type, ', ' order by events.event_type) as seen
+        from activation.send_ledger as ledger
+        join raw.interactions as events on events.letter_key = ledger.letter_key and events.event_id like 'sg:%'
+        where ledger.state = 'unknown'
+        group by all
+        """
+    ).fetchall()
+    released = connection.execute(
+        """
+        with webhook as (select occurred_at from raw.interactions where event_id like 'sg:%'),
+        candidates as (
+            select ledger.letter_key, ledger.claimed_at
+            from activation.send_ledger as ledger
+            where ledger.state = 'unknown'
+              and ledger.claimed_at + to_seconds(?::double) <= now()::timestamp
+              and not exists (select 1 from raw.interactions as events where events.letter_key = ledger.letter_key)
+              and exists (select 1 from marts.letters_planned as plan where plan.letter_key = ledger.letter_key)
+        )
+        select letter_key, claimed_at from candidates
+        where exists (select 1 from webhook where occurred_at >= date_trunc('second', claimed_at)
+                                                 and occurred_at < claimed_at + to_seconds(?::double))
+          and exists (select 1 from webhook where occurred_at >= claimed_at + to_seconds(?::double))
+        """,
+        [horizon_seconds, horizon_seconds, horizon_seconds],
+    ).fetchall()
+    _record_resolutions(connection, "accepted", [(key, claimed, f"SendGrid reported: {seen}") for key, claimed, seen in accepted])
+    reason = f"no SendGrid event {horizon_seconds:.0f} s after the claim while the webhook was receiving"
+    _record_resolutions(connection, "released", [(key, claimed, reason) for key, claimed in released])
+    counts.update(accepted=len(accepted), released=len(released))
+    return counts
+
+
+def _record_resolutions(connection, decision: str, rows: list[tuple]) -> None:
+    """Move unknown letters to `accepted` or back to `planned`, and record why, in one statement each."""
+    if not rows:
+        return
+    keys = [row[0] for row in rows]
+    new_state = "accepted" if decision == "accepted" else "planned"
+    connection.execute(
+        """update activation.send_ledger
+           set state = ?, error = null, updated_at = now(),
+               finished_at = case when ? = 'accepted' then now() else finished_at end
+           where letter_key in (select unnest(?)) and state = 'unknown'""",
+        [new_state, new_state, keys],
+    )
+    connection.execute(
+        """insert into activation.unknown_resolutions
+           select unnest(?), ?, unnest(?), unnest(?), now()""",
+        [keys, decision, [row[2] for row in rows], [row[1] for row in rows]],
+    )

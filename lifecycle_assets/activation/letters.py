@@ -36,7 +36,7 @@ SENDGRID_SUPPRESSION_LISTS = {
     "invalid_emails": "/v3/suppression/invalid_emails",
 }
 SUPPRESSION_PAGE_SIZE = 500
-INTERACTION_SUPPRESSIONS = ("unsubscribe", "bounce", "spam_report")
+INTERACTION_SUPPRESSIONS = ("unsubscribe", "bounce", "spam_report", "group_unsubscribe")
 PERSONALIZATION_FIELD = re.compile(r"personalizations\.(\d+)")
 
 
@@ -68,6 +68,7 @@ class BatchOutcome:
 class LetterPushResult:
     newly_planned: int = 0
     interrupted_claims_now_unknown: list[str] = field(default_factory=list)
+    unknown_resolved: dict[str, int] = field(default_factory=dict)  # from webhook events: accepted / released
     sendable: int = 0
     accepted: int = 0
     dry_run: int = 0
@@ -256,6 +257,7 @@ def push_letters(
     max_in_flight: int,
     letters_per_request: int = MAX_PERSONALIZATIONS_PER_REQUEST,
     suppressions: dict[str, str] | None = None,
+    webhook_retry_horizon_seconds: float = ledger.WEBHOOK_RETRY_HORIZON_SECONDS,
 ) -> LetterPushResult:
     """Send every sendable letter once; the ledger is written only from this (the calling) thread.
 
@@ -265,6 +267,7 @@ def push_letters(
     result = LetterPushResult()
     ledger.ensure_schema(connection)
     result.interrupted_claims_now_unknown = ledger.mark_interrupted_claims_unknown(connection)
+    result.unknown_resolved = ledger.resolve_unknown_from_webhook(connection, webhook_retry_horizon_seconds)
     result.newly_planned = ledger.plan_new_letters(connection)
     letters = sendable_letters(connection)
     if not letters:

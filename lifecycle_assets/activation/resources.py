@@ -36,6 +36,10 @@ class SendGridResource(dg.ConfigurableResource):
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 60.0
     import_poll_timeout_seconds: float = 300.0
+    webhook_retry_horizon_seconds: float = Field(
+        default=24 * 3600.0,
+        description="An unknown letter with no Event Webhook event this long after its claim is released (docs/webhook.md).",
+    )
     outbox_dir: str = Field(default_factory=lambda: str(environment.outbox_dir()))
     templates_dir: str = Field(
         default=str(TEMPLATES_DIR), description="The letter templates mirrored to SendGrid (one folder per letter type)."

@@ -23,6 +23,8 @@ SITE_EVENT_TYPES = (
     "checkout_started",
 )
 EMAIL_EVENT_TYPES = ("delivered", "open", "click", "reply", "unsubscribe", "bounce", "spam_report")
+# Added for SendGrid's Event Webhook (docs/webhook.md); appended so existing types keep their order.
+EMAIL_EVENT_TYPES += ("processed", "deferred", "dropped", "blocked", "group_unsubscribe", "group_resubscribe")
 EVENT_TYPES = SITE_EVENT_TYPES + EMAIL_EVENT_TYPES
 
 # Email events that report on one letter must name it; a list-wide unsubscribe, a bounce or a

@@ -1,0 +1,3 @@
+from lifecycle_assets.webhook.cli import main
+
+main()
