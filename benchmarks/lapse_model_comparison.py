@@ -28,7 +28,7 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score, roc_curve
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from lifecycle_assets.ingest.cdnow import default_source
+from lifecycle_assets.sample_data.cdnow import default_source
 from lifecycle_assets.models.lapse import BgNbd, _features, _negative_log_likelihood, fit_bgnbd, read_buyers, score_buyers
 from lifecycle_assets.models.settings import LifecycleSettings
 

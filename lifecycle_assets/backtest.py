@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.ingest.cdnow import convert_cdnow  # the project's CDNOW converter, imported here only
+from lifecycle_assets.sample_data.cdnow import convert_cdnow  # the project's CDNOW converter, imported here only
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.settings import RAW_ENTITIES, LifecycleSettings
 from lifecycle_assets.models.sql_models import build_all, load_models

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from lifecycle_assets.automation import NOT_FINISHED, WHOLE_DAY_CHECK
+from lifecycle_assets.automation import NOT_FINISHED
+from lifecycle_assets.quality.checks import VOLUME_ANOMALY_CHECK
 from lifecycle_assets.resources import LandingZone
 from lifecycle_assets.webhook.landing import ENTITY, FILE_PREFIX
 
@@ -35,7 +36,7 @@ def webhook_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Definiti
     ingest_webhook_events = dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.assets(RAW_INTERACTIONS)
-        - dg.AssetSelection.checks(dg.AssetCheckKey(RAW_INTERACTIONS, WHOLE_DAY_CHECK)),
+        - dg.AssetSelection.checks(dg.AssetCheckKey(RAW_INTERACTIONS, VOLUME_ANOMALY_CHECK)),
         partitions_def=partitions,
         description="Re-ingest one landing day of raw.interactions, so SendGrid events the webhook landed "
         "(unsubscribes, bounces, spam reports, deliveries) are in the warehouse within minutes. "
