@@ -24,6 +24,11 @@ from typing import Any, Callable
 from python_http_client import exceptions as http_errors
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
+# Answers of a gateway in front of SendGrid that lost its upstream after forwarding the request: the
+# body was sent, and SendGrid may have accepted it. 500 and 503 come from SendGrid's own application
+# (its error shape, before any work), so they stay retryable; a non-idempotent request answered by a
+# gateway error is never repeated.
+GATEWAY_ERROR_STATUSES = frozenset({502, 504})
 
 
 class SendGridError(Exception):
@@ -144,6 +149,10 @@ class SendGridSession:
                     raise SendGridAuthError(
                         f"SendGrid refused the API key ({status}) for {method} {_endpoint_family(path)}: {text}. "
                         "Check SENDGRID_API_KEY and its scopes."
+                    ) from None
+                if status in GATEWAY_ERROR_STATUSES and not idempotent:
+                    raise SendGridOutcomeUnknown(
+                        f"{status} from a gateway after the request was sent on {method} {_endpoint_family(path)}: {text}"
                     ) from None
                 if status == 429 or status >= 500:
                     if attempt >= self.max_retries:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -259,6 +260,9 @@ def push_letters(
 ) -> LetterPushResult:
     """Send every sendable letter once; the ledger is written only from this (the calling) thread.
 
+    At most `max_in_flight` requests of at most `letters_per_request` letters are claimed and not yet
+    settled at any moment: their product is how many letters one kill can leave unknown.
+
     Templates and suppressions are asked of SendGrid only when there is a letter to send, so a
     push with nothing new makes no request at all.
     """
@@ -309,7 +313,8 @@ def push_letters(
         while result.stop_error is None and position < len(batches) and len(in_flight) < max_in_flight:
             template_name, batch = batches[position]
             position += 1
-            claimed = set(ledger.claim(connection, [letter.letter_key for letter in batch], run_id))
+            request_id = uuid.uuid4().hex
+            claimed = set(ledger.claim(connection, [letter.letter_key for letter in batch], run_id, request_id))
             batch = [letter for letter in batch if letter.letter_key in claimed]
             if batch:
                 future = pool.submit(sender.send, template_ids[template_name], template_name, batch)

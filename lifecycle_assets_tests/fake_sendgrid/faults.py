@@ -10,7 +10,7 @@ from typing import Any
 
 from .api import Response, error_response
 
-FAULT_KINDS = ("rate_limit", "server_error", "latency", "drop_after_body", "drop_before_effect")
+FAULT_KINDS = ("rate_limit", "server_error", "latency", "drop_after_body", "drop_before_effect", "error_after_effect")
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,9 @@ class Fault:
 
     kind: "rate_limit" (429 + X-RateLimit-* headers), "server_error" (`status`, default 500),
     "latency" (sleep `seconds`, then handle normally), "drop_after_body" (apply the request,
-    then close the socket without answering) or "drop_before_effect" (close without applying).
+    then close the socket without answering), "drop_before_effect" (close without applying) or
+    "error_after_effect" (apply the request, then answer `status` as a gateway that lost SendGrid's
+    answer would, e.g. 502 or 504).
     """
 
     kind: str
@@ -67,7 +69,7 @@ class FaultQueue:
 
 
 def fault_response(fault: Fault) -> Response | None:
-    """The answer a 429 or 5xx fault gives instead of the real one (None for the other kinds)."""
+    """The answer a 429 or 5xx fault gives before any effect, instead of the real one (None for the other kinds)."""
     if fault.kind == "rate_limit":
         reset = math.ceil(time.time() + fault.reset_in_seconds)
         return Response(
@@ -78,3 +80,8 @@ def fault_response(fault: Fault) -> Response | None:
     if fault.kind == "server_error":
         return error_response(fault.status, "internal server error")
     return None
+
+
+def gateway_response(fault: Fault) -> Response:
+    """What a gateway says after it forwarded the request and lost the answer (not SendGrid's error shape)."""
+    return Response(fault.status, {"message": "gateway error"})

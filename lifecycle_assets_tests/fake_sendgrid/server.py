@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .api import ApiError, ApiRequest, Response, error_response, problems_response
 from .contacts import CONTACTS_MAX_BYTES, ERRORS_FILE_PATH, ContactsApi
-from .faults import FAULT_KINDS, Fault, FaultQueue, fault_response
+from .faults import FAULT_KINDS, Fault, FaultQueue, fault_response, gateway_response
 from .mail import MAIL_MAX_BYTES, MailApi
 from .openapi import SpecCatalog
 from .suppressions import SUPPRESSION_KINDS, SuppressionsApi
@@ -309,6 +309,8 @@ def _make_handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
                 fake._finish(index, None, fault.kind)
                 self._drop()
                 return
+            if fault is not None and fault.kind == "error_after_effect":
+                response = gateway_response(fault)
             fake._finish(index, response.status, fault.kind if fault is not None else None)
             self._send(response)
 
