@@ -14,6 +14,7 @@ SENDGRID_* variables.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import dagster as dg
@@ -28,6 +29,8 @@ from lifecycle_assets.activation.resources import sendgrid_resource_from_environ
 
 def push() -> int:
     """0 when the run succeeded and every check passed; 1 when the run failed; 2 when a check failed."""
+    # With DAGSTER_HOME set the run is recorded in that instance (the UI shows it); else in memory only.
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
     result = dg.materialize(
         [*activation_assets, *activation_checks],
         resources={
@@ -35,6 +38,7 @@ def push() -> int:
             "duckdb": DuckDBResource(database=str(environment.warehouse_path())),
         },
         raise_on_error=False,
+        instance=instance,
     )
     if not result.success:
         return 1

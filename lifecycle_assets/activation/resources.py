@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from lifecycle_assets import environment
-from lifecycle_assets.activation.client import SendGridSession
+from lifecycle_assets.activation.client import SendGridSession, api_key_problem
 
 SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
 
@@ -43,6 +43,12 @@ class SendGridResource(dg.ConfigurableResource):
     max_backoff_seconds: float = 60.0
     import_poll_timeout_seconds: float = 300.0
     outbox_dir: str = Field(default_factory=lambda: str(environment.outbox_dir()))
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a key that cannot be a header value when the resource loads, before any request or log line."""
+        problem = api_key_problem(self.api_key)
+        if problem:
+            raise dg.Failure(description=problem, allow_retries=False)
 
     @property
     def dry_run(self) -> bool:
