@@ -18,6 +18,11 @@ SENDGRID_TEMPLATES = dg.AssetKey(["activation", "sendgrid_templates"])
 SENDGRID_AUDIENCES = dg.AssetKey(["activation", "sendgrid_audiences"])
 SENDGRID_LETTERS = dg.AssetKey(["activation", "sendgrid_letters"])
 OWNERS = ["team:lifecycle-marketing"]
+NO_UNSUBSCRIBE_GROUP = (
+    "SENDGRID_UNSUBSCRIBE_GROUP_ID is not set: every letter carries an unsubscribe link "
+    "(<%asm_group_unsubscribe_raw_url%>) that only works with an unsubscribe group, so no marketing letter is sent. "
+    "Create the group in SendGrid (Suppressions > Unsubscribe Groups) and set its id."
+)
 KINDS = {"sendgrid", "duckdb"}
 
 
@@ -166,6 +171,10 @@ def sendgrid_letters(
     Never to an address SendGrid suppresses, nor to a customer who unsubscribed, bounced or has no consent.
     """
     session = sendgrid.session(context.run.run_id, log=context.log.warning)
+    if not sendgrid.unsubscribe_group_id:
+        if not session.dry_run:
+            raise dg.Failure(description=NO_UNSUBSCRIBE_GROUP, allow_retries=False)
+        context.log.warning(f"dry-run: {NO_UNSUBSCRIBE_GROUP}")
     templates = load_templates()
     with duckdb.get_connection() as connection, sendgrid.thread_pool() as pool:
         ledger.ensure_schema(connection)
@@ -203,6 +212,7 @@ def sendgrid_letters(
         "letters_failed": result.failed,
         "letters_unknown": result.unknown + len(result.interrupted_claims_now_unknown),
         "letters_returned_to_planned": result.returned_to_planned,
+        "letters_deferred_same_inbox_today": result.deferred_same_inbox_today,
         "unknown_blast_radius": sendgrid.unknown_blast_radius,
         "mail_send_requests": result.mail_send_requests,
         "requests_made": session.stats.requests,

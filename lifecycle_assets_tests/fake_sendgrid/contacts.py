@@ -69,6 +69,7 @@ class ContactsApi:
         self._field_counter = itertools.count(1)
         self._jobs: dict[str, dict[str, Any]] = {}
         self._import_rejections: dict[str, str] = {}  # lower-cased email -> error message
+        self._errors_url_override: str | None = None
 
     def _contacts_routes(self) -> dict:
         return {
@@ -121,6 +122,11 @@ class ContactsApi:
         with self._lock:
             for email in emails:
                 self._import_rejections[email.lower()] = message
+
+    def report_errors_url(self, url: str | None) -> None:
+        """Jobs with row errors report this `errors_url` (e.g. one that is not a URL) instead of the real file's."""
+        with self._lock:
+            self._errors_url_override = url
 
     def clear_import_rejections(self) -> None:
         with self._lock:
@@ -227,7 +233,7 @@ class ContactsApi:
         job["contact_keys"] = [self._contact_key(contact) for contact in contacts]  # what a test asks was sent
         if error_rows:
             job.update(status="errored", error_rows=error_rows)
-            job["results"]["errors_url"] = f"{self.base_url}/_fake/imports/{job_id}/errors.csv"
+            job["results"]["errors_url"] = self._errors_url_override or f"{self.base_url}/_fake/imports/{job_id}/errors.csv"
         return Response(202, {"job_id": job_id})
 
     @staticmethod

@@ -16,6 +16,14 @@ MAIL_MAX_RECIPIENTS = 1000
 MAIL_MAX_BYTES = 30 * 1024 * 1024  # "The total size of your email ... must be less than 30MB"
 MAIL_MAX_SCHEDULE_AHEAD_SECONDS = 72 * 3600
 CUSTOM_ARGS_MAX_BYTES = 10_000
+UNSUBSCRIBE_TAGS = (
+    "<%asm_group_unsubscribe_raw_url%>",
+    "<%asm_group_unsubscribe_url%>",
+    "<%asm_preferences_raw_url%>",
+    "<%asm_preferences_url%>",
+    "<%asm_global_unsubscribe_raw_url%>",
+    "<%asm_global_unsubscribe_url%>",
+)
 DYNAMIC_TEMPLATE_ID = re.compile(r"^d-[0-9a-f]{32}$")
 
 
@@ -40,6 +48,7 @@ class MailApi:
         if not personalizations:
             raise ApiError(400, "The personalizations field is required and must have at least one personalization.", "personalizations")
         recipients = 0
+        in_request: set[str] = set()
         for position, personalization in enumerate(personalizations):
             if not personalization["to"]:
                 raise ApiError(
@@ -58,6 +67,14 @@ class MailApi:
                             f"personalizations.{position}.{kind}",
                         )
                     seen.add(lowered)
+            if seen & in_request:
+                # SendGrid refuses the whole request; the address is not echoed here.
+                raise ApiError(
+                    400,
+                    "Each unique email address in the personalizations array should only be included once.",
+                    "personalizations",
+                )
+            in_request |= seen
             recipients += len(seen)
             custom_args = personalization.get("custom_args")
             if custom_args is not None and len(json.dumps(custom_args).encode()) > CUSTOM_ARGS_MAX_BYTES:
@@ -94,6 +111,7 @@ class MailApi:
                     "subject",
                 )
 
+        self._check_unsubscribe_tags(body, template)
         message_id = uuid.uuid4().hex[:22]
         group_id = (body.get("asm") or {}).get("group_id")
         for position, personalization in enumerate(personalizations):
@@ -123,6 +141,21 @@ class MailApi:
                         }
                     )
         return Response(202, None, {"X-Message-Id": message_id})
+
+    @staticmethod
+    def _check_unsubscribe_tags(body: dict[str, Any], template: dict[str, Any] | None) -> None:
+        """Unsubscribe substitution tags resolve only against an unsubscribe group sent in `asm`."""
+        if (body.get("asm") or {}).get("group_id"):
+            return
+        if template is not None:
+            version = next(v for v in template["versions"] if v["active"] == 1)
+            texts = [version.get("html_content", ""), version.get("plain_content", "")]
+        else:
+            texts = [block.get("value", "") for block in body.get("content") or []]
+        if any(tag in text for text in texts for tag in UNSUBSCRIBE_TAGS):
+            raise ApiError(
+                400, "The asm group_id is required when the content uses unsubscribe substitution tags.", "asm.group_id"
+            )
 
     def _check_send_at(self, send_at: int | None, field_name: str) -> None:
         if send_at is not None and send_at > time.time() + MAIL_MAX_SCHEDULE_AHEAD_SECONDS:
