@@ -15,7 +15,7 @@ from lifecycle_assets.activation import ledger
 
 from lifecycle_assets_tests.fake_sendgrid import Fault
 
-from .conftest import API_KEY, ledger_rows, planned_letters, push, sendgrid_for
+from .conftest import API_KEY, UNSUBSCRIBE_GROUP, ledger_rows, planned_letters, push, sendgrid_for
 from .sample_marts import write_sample_marts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,7 @@ def start_push_process(fake, warehouse: Path, tmp_path: Path, **settings: str) -
         "SENDGRID_API_KEY": API_KEY,
         "SENDGRID_HOST": fake.base_url,
         "SENDGRID_MAX_CONCURRENT_REQUESTS": "1",
+        "SENDGRID_UNSUBSCRIBE_GROUP_ID": str(UNSUBSCRIBE_GROUP),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         **settings,
     }
@@ -44,8 +45,8 @@ def start_push_process(fake, warehouse: Path, tmp_path: Path, **settings: str) -
 
 def test_sigkill_mid_send_then_rerun_sends_nothing_twice(fake, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
-    # 8 requests of up to 1000 letters (4 templates x 1500 letters), one at a time, each held 1 s by the fake.
-    write_sample_marts(warehouse, customers=200, letters=6000)
+    # 8 requests of up to 1000 letters (4 templates x 1500 customers, one letter each), one at a time, each held 1 s by the fake.
+    write_sample_marts(warehouse, customers=6000, letters=6000)
     fake.inject(Fault(kind="latency", path_prefix="/v3/mail/send", times=100, seconds=1.0))
 
     process = start_push_process(fake, warehouse, tmp_path)
@@ -88,7 +89,7 @@ def test_sigkill_mid_send_then_rerun_sends_nothing_twice(fake, tmp_path):
 def test_a_kill_leaves_at_most_the_blast_radius_unknown_and_one_lookup_per_request_resolves_them(fake, tmp_path):
     """SENDGRID_MAX_CONCURRENT_REQUESTS x SENDGRID_LETTERS_PER_REQUEST bounds what one kill leaves unknown."""
     warehouse = tmp_path / "warehouse.duckdb"
-    write_sample_marts(warehouse, customers=200, letters=2000)
+    write_sample_marts(warehouse, customers=2000, letters=2000)
     fake.inject(Fault(kind="latency", path_prefix="/v3/mail/send", times=100, seconds=0.5))
     process = start_push_process(
         fake, warehouse, tmp_path, SENDGRID_MAX_CONCURRENT_REQUESTS="2", SENDGRID_LETTERS_PER_REQUEST="50"

@@ -54,7 +54,7 @@ def test_a_503_before_sendgrid_acted_is_still_retried(fake, warehouse):
 
 def test_unknown_letters_per_cut_connection_are_bounded_by_letters_per_request(fake, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
-    write_sample_marts(warehouse, customers=40, letters=400)
+    write_sample_marts(warehouse, customers=400, letters=400)
     fake.inject(Fault(kind="drop_after_body", path_prefix="/v3/mail/send", times=1))
 
     push(warehouse, sendgrid_for(fake, letters_per_request=7, max_concurrent_requests=1))
