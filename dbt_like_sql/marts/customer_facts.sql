@@ -1,4 +1,4 @@
--- description: One row per known customer as of the date: purchases, spend, first order, rhythm, last site activity, and whether letters may reach them (consent and no unsubscribe, bounce or spam report).
+-- description: One row per known customer as of the date: purchases, spend, first order, rhythm, last site activity, the address normalised for matching, and whether letters may reach them (intermediate.letter_recipients: consent and no unsubscribe, bounce or spam report by any customer at the address).
 -- owners: team:data
 -- unique_key: customer_id
 with orders_per_customer as (
@@ -62,9 +62,11 @@ select
     customers.registered_on,
     customers.birthday,
     customers.marketing_consent,
+    recipients.address,
     suppressions.suppressed_at,
     suppressions.suppression_reasons,
-    customers.marketing_consent and suppressions.customer_id is null as can_receive_letters,
+    recipients.not_receiving_reason,
+    coalesce(recipients.may_receive_letters, false) as can_receive_letters,
     coalesce(orders_per_customer.orders_count, 0) as orders_count,
     coalesce(latest_purchase_day.purchase_number, 0) as purchase_days_count,
     coalesce(orders_per_customer.refunded_orders_count, 0) as refunded_orders_count,
@@ -93,4 +95,5 @@ left join first_orders using (customer_id)
 left join latest_purchase_day using (customer_id)
 left join first_purchase_day using (customer_id)
 left join suppressions using (customer_id)
+left join intermediate.letter_recipients as recipients using (customer_id)
 left join site_activity using (customer_id)

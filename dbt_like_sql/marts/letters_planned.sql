@@ -1,4 +1,4 @@
--- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority and personalisation JSON (name, bonus, products, recommendations); only customers with consent who did not unsubscribe, bounce or report spam.
+-- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority and personalisation JSON (name, bonus, products, recommendations); only to addresses intermediate.letter_recipients allows (email is the normalised address), at most one letter per address, letter type and due day (the products of merged letters in one letter).
 -- owners: team:data
 -- unique_key: letter_key
 -- count_by: template_name
@@ -6,14 +6,35 @@ with due as (
     select * from marts.trigger_events
 ),
 recipients as (
-    select customer_id, email, first_name, stage
-    from marts.customer_lifecycle
-    where can_receive_letters
+    select lifecycle.customer_id, may_receive.address as email, lifecycle.first_name, lifecycle.stage
+    from marts.customer_lifecycle as lifecycle
+    join intermediate.letter_recipients as may_receive using (customer_id)
+    where may_receive.may_receive_letters
 ),
-letters as (
+candidate_letters as (
     select due.*, recipients.email, recipients.first_name, recipients.stage
     from due
     join recipients using (customer_id)
+),
+-- One inbox, one letter of a type a day: letters of the same type due the same day to the same
+-- address (several customers at one address, several replenishment items) become the letter that
+-- comes first, carrying every product of the others.
+inbox_letters as (
+    select
+        arg_min(letter_key, (priority, letter_key)) as letter_key,
+        flatten(list(products order by priority, letter_key)) as all_products
+    from candidate_letters
+    group by email, template_name, due_on
+),
+letters as (
+    select
+        candidate_letters.* replace (
+            list_filter(
+                inbox_letters.all_products, (product, position) -> list_position(inbox_letters.all_products, product) = position
+            ) as products
+        )
+    from candidate_letters
+    join inbox_letters using (letter_key)
 ),
 letter_products as (
     select letter_key, unnest(products) as product_id, generate_subscripts(products, 1) as position

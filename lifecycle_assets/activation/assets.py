@@ -20,6 +20,11 @@ SENDGRID_TEMPLATES = dg.AssetKey(["activation", "sendgrid_templates"])
 SENDGRID_AUDIENCES = dg.AssetKey(["activation", "sendgrid_audiences"])
 SENDGRID_LETTERS = dg.AssetKey(["activation", "sendgrid_letters"])
 OWNERS = ["team:lifecycle-marketing"]
+NO_UNSUBSCRIBE_GROUP = (
+    "SENDGRID_UNSUBSCRIBE_GROUP_ID is not set: every letter carries an unsubscribe link "
+    "(<%asm_group_unsubscribe_raw_url%>) that only works with an unsubscribe group, so no marketing letter is sent. "
+    "Create the group in SendGrid (Suppressions > Unsubscribe Groups) and set its id."
+)
 KINDS = {"sendgrid", "duckdb"}
 
 
@@ -168,6 +173,10 @@ def sendgrid_letters(
     Never to an address SendGrid suppresses, nor to a customer who unsubscribed, bounced or has no consent.
     """
     session = sendgrid.session(context.run.run_id, log=context.log.warning)
+    if not sendgrid.unsubscribe_group_id:
+        if not session.dry_run:
+            raise dg.Failure(description=NO_UNSUBSCRIBE_GROUP, allow_retries=False)
+        context.log.warning(f"dry-run: {NO_UNSUBSCRIBE_GROUP}")
     templates = load_templates(Path(sendgrid.templates_dir))
     with duckdb.get_connection() as connection, sendgrid.thread_pool() as pool:
         ledger.ensure_schema(connection)
@@ -185,6 +194,7 @@ def sendgrid_letters(
                 context.run.run_id,
                 max_in_flight=max(1, sendgrid.max_concurrent_requests),
                 webhook_retry_horizon_seconds=sendgrid.webhook_retry_horizon_seconds,
+                letters_per_request=sendgrid.letters_per_request,
             )
         except SendGridError as error:
             raise _stop_run(error) from None
@@ -213,6 +223,8 @@ def sendgrid_letters(
         "letters_returned_to_planned": result.returned_to_planned,
         "unknown_resolved_accepted": result.unknown_resolved.get("accepted", 0),
         "unknown_resolved_released": result.unknown_resolved.get("released", 0),
+        "letters_deferred_same_inbox_today": result.deferred_same_inbox_today,
+        "unknown_blast_radius": sendgrid.unknown_blast_radius,
         "mail_send_requests": result.mail_send_requests,
         "requests_made": session.stats.requests,
         "request_retries": session.stats.retries,
@@ -249,26 +261,35 @@ def sendgrid_letters(
 
 @dg.asset_check(asset=SENDGRID_LETTERS, name="no_unknown_or_failed_letters")
 def no_unknown_or_failed_letters(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """Warns when letters need an operator: unknown (maybe delivered, never resent automatically) or failed."""
+    """Fails (ERROR) while letters need an operator: unknown (maybe delivered, never resent automatically) or failed."""
     with duckdb.get_connection() as connection:
         ledger.ensure_schema(connection)
         unknown = ledger.letters_in_state(connection, "unknown")
         failed = ledger.letters_in_state(connection, "failed")
+        requests = ledger.unknown_requests(connection)
     sample = 50
     return dg.AssetCheckResult(
         passed=not unknown and not failed,
-        severity=dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "unknown_letters": len(unknown),
+            "unknown_requests": len(requests),
             "failed_letters": len(failed),
             "unknown_letter_keys": dg.MetadataValue.json([key for key, _ in unknown[:sample]]),
+            "unknown_by_request": dg.MetadataValue.md(
+                markdown_table(
+                    ["run", "request", "letter type", "letters", "claimed at", "look up this letter key"],
+                    [(run, request, template, count, str(claimed), key) for run, request, template, count, claimed, key in requests[:sample]],
+                )
+            ),
             "failed_letter_keys": dg.MetadataValue.json(
                 [{"letter_key": key, "error": error} for key, error in failed[:sample]]
             ),
             "what_to_do": (
-                "unknown: check SendGrid Email Activity for custom arg letter_key, then release the ones not delivered "
-                "(push_to_sendgrid config release_unknown_letter_keys, or `python -m lifecycle_assets.activation release`). "
-                "failed: fix the data or template named in the error."
+                "unknown: SendGrid accepts a Mail Send request whole or not at all, so look up ONE letter key per "
+                "request (Email Activity, custom arg letter_key), then `python -m lifecycle_assets.activation "
+                "accept --request ID` or `release --request ID` (filters: --run, --letter-type, --older-than-hours); "
+                "see docs/activation.md. failed: fix the data or template named in the error."
             ),
         },
     )

@@ -15,6 +15,7 @@ import io
 import json
 import re
 import time
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,13 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from lifecycle_assets.activation.client import SendGridRejected, SendGridSession
-from lifecycle_assets.activation.letters import our_own_suppressions
+from lifecycle_assets.activation.client import SendGridRejected, SendGridSession, pages
+from lifecycle_assets.activation.letters import current_recipients
 
 MAX_CONTACTS_PER_UPSERT = 30_000
+# SendGrid's limit on the body as sent. The official client serialises with json.dumps' default
+# separators (", " and ": "), so sizes are counted the same way; the margin covers the envelope.
 MAX_UPSERT_BYTES = 6_000_000
-# Leave room for the request envelope and for SendGrid counting bytes differently than we do.
-UPSERT_BYTE_BUDGET = MAX_UPSERT_BYTES - 200_000
+UPSERT_BYTE_BUDGET = MAX_UPSERT_BYTES - 10_000
 EMAILS_PER_SEARCH = 100
 CONTACT_FIELD = re.compile(r"^contacts(?:\[(\d+)\]|\.(\d+))")
 CONTACT_IDS_PER_REMOVE = 100
@@ -102,7 +104,7 @@ def read_audiences(connection) -> tuple[dict[str, dict], dict[str, set[str]]]:
     members: dict[str, set[str]] = defaultdict(set)
     withdrawn = _withdrawn_since_build(connection)
     for email, customer_id, first_name, list_name, *attributes in rows:
-        if customer_id in withdrawn:
+        if customer_id in withdrawn or (email or "").strip().lower() in withdrawn:
             continue
         columns = ["stage", "recency_segment", "rfm_segment", "expected_next_purchase_on", "last_purchase_on", "orders_count"]
         contacts[email] = {"customer_id": customer_id, "first_name": first_name, **dict(zip(columns, attributes))}
@@ -111,7 +113,7 @@ def read_audiences(connection) -> tuple[dict[str, dict], dict[str, set[str]]]:
 
 
 def _withdrawn_since_build(connection) -> set[str]:
-    """Customers who lost consent or unsubscribed, bounced or reported spam, as of the raw tables now.
+    """Customers (and their addresses) the recipient rule excludes, as of the raw tables now.
 
     marts.audiences is rebuilt daily, but consent changes and webhook events are ingested hourly
     (and within minutes): checking the raw tables at sync time takes such a customer off every
@@ -120,25 +122,14 @@ def _withdrawn_since_build(connection) -> set[str]:
     has_customers = connection.execute(
         "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'customers'"
     ).fetchone()[0]
-    return set(our_own_suppressions(connection)) if has_customers else set()
+    if not has_customers:
+        return set()
+    excluded = [(customer_id, address) for customer_id, (address, reason) in current_recipients(connection).items() if reason]
+    return {customer_id for customer_id, _ in excluded} | {address for _, address in excluded if address}
 
 
 def _paged_lists(session: SendGridSession) -> dict[str, str]:
-    lists: dict[str, str] = {}
-    query: dict[str, Any] = {"page_size": 1000}
-    while True:
-        body = session.request("GET", "/v3/marketing/lists", query=query).body or {}
-        for item in body.get("result", []):
-            lists[item["name"]] = item["id"]
-        next_url = (body.get("_metadata") or {}).get("next")
-        if not next_url:
-            return lists
-        from urllib.parse import parse_qs, urlparse
-
-        token = parse_qs(urlparse(next_url).query).get("page_token", [None])[0]
-        if not token or token == query.get("page_token"):
-            return lists
-        query = {"page_size": 1000, "page_token": token}
+    return {item["name"]: item["id"] for page in pages(session, "/v3/marketing/lists", {"page_size": 1000}) for item in page}
 
 
 def ensure_lists(session: SendGridSession, names: set[str], result: AudienceSyncResult) -> dict[str, str]:
@@ -185,7 +176,7 @@ def _chunks(purpose: str, list_name: str | None, contacts: list[_Contact]) -> li
     current: list[_Contact] = []
     size = 0
     for contact in contacts:
-        contact_bytes = len(json.dumps(contact.payload, separators=(",", ":")).encode("utf-8")) + 1
+        contact_bytes = len(json.dumps(contact.payload).encode("utf-8")) + len(", ")
         if current and (len(current) >= MAX_CONTACTS_PER_UPSERT or size + contact_bytes > UPSERT_BYTE_BUDGET):
             chunks.append(_UpsertChunk(purpose, list_name, current))
             current, size = [], 0
@@ -234,9 +225,16 @@ def _row_errors(session: SendGridSession, errors_url: str | None) -> tuple[str |
     if not errors_url or session.dry_run:
         return None, {}
     try:
+        scheme = urllib.parse.urlsplit(errors_url).scheme if isinstance(errors_url, str) else ""
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https"):
+        # Recorded, not raised: the import's other rows applied, and nothing but http(s) is fetched.
+        return "SendGrid's errors_url is not an http(s) URL; the error file was not read", {}
+    try:
         with urllib.request.urlopen(errors_url, timeout=session.timeout_seconds) as response:
             text = response.read().decode("utf-8", "replace")
-    except OSError as error:
+    except (OSError, ValueError) as error:
         return f"could not download the error file: {type(error).__name__}", {}
     failed: dict[str, str] = {}
     try:

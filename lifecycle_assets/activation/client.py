@@ -12,22 +12,74 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import random
+import re
 import threading
 import time
 import urllib.error
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 from python_http_client import exceptions as http_errors
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
+# Answers of a gateway in front of SendGrid that lost its upstream after forwarding the request: the
+# body was sent, and SendGrid may have accepted it. 500 and 503 come from SendGrid's own application
+# (its error shape, before any work), so they stay retryable; a non-idempotent request answered by a
+# gateway error is never repeated.
+GATEWAY_ERROR_STATUSES = frozenset({502, 504})
+
+
+# Anything that could be a key or a person's address is cut out of every message leaving this module.
+_SECRET_PATTERNS = (
+    re.compile(r"SG\.[A-Za-z0-9_\-.]+"),  # SendGrid's key format
+    re.compile(r"(?i)bearer\s+\S+"),
+    re.compile(r"(?i)authorization['\"]?\s*[:=]\s*['\"]?[^'\",}\s]+"),
+)
+_ADDRESS = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+")
+API_KEY_PROBLEM = (
+    "SENDGRID_API_KEY contains whitespace or control characters (a trailing newline from a file or a "
+    "copy-paste?); strip them. The value is not shown."
+)
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """The text without the given secrets, anything shaped like an API key or bearer token, or an email address."""
+    for secret in secrets:
+        if secret and secret.strip():
+            text = text.replace(secret, "<secret>").replace(secret.strip(), "<secret>")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub("<secret>", text)
+    return _ADDRESS.sub("<address>", text)
+
+
+def api_key_problem(api_key: str | None) -> str | None:
+    """Why this key cannot go into an Authorization header (without echoing it), or None when it can."""
+    if api_key and any(char.isspace() or not char.isprintable() for char in api_key):
+        return API_KEY_PROBLEM
+    return None
+
+
+class _NoClientDebug(logging.Filter):
+    """python_http_client logs every request's headers (the key) and payload (addresses) at DEBUG: drop them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+logging.getLogger("python_http_client").addFilter(_NoClientDebug())
+logging.getLogger("python_http_client.client").addFilter(_NoClientDebug())
 
 
 class SendGridError(Exception):
-    """Base of every failure this module raises; messages never contain the API key."""
+    """Base of every failure this module raises; messages never contain the API key or an address."""
+
+    def __init__(self, message: str = "", *args: object):
+        super().__init__(scrub(str(message)), *args)
 
 
 class SendGridAuthError(SendGridError):
@@ -40,8 +92,9 @@ class SendGridRejected(SendGridError):
     def __init__(self, status: int, errors: list[dict], text: str):
         super().__init__(f"SendGrid rejected the request with {status}: {text}")
         self.status = status
-        self.errors = errors
-        self.text = text
+        # SendGrid's messages may quote an address; what reaches the ledger's error column must not.
+        self.errors = [{key: scrub(value) if isinstance(value, str) else value for key, value in error.items()} for error in errors]
+        self.text = scrub(text)
 
 
 class SendGridUnavailable(SendGridError):
@@ -101,6 +154,9 @@ class SendGridSession:
         log: Callable[[str], None] = lambda message: None,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        problem = api_key_problem(api_key)
+        if problem:
+            raise SendGridAuthError(problem)
         self._api_key = api_key
         self.host = host.rstrip("/")
         self.timeout_seconds = timeout_seconds
@@ -132,6 +188,22 @@ class SendGridSession:
             idempotent = method in IDEMPOTENT_METHODS
         if self.dry_run:
             return self._write_to_outbox(method, path, body, query)
+        failure: SendGridError | None = None
+        try:
+            return self._request_with_retries(method, path, body, query, idempotent)
+        except SendGridError as error:
+            failure = error
+        except Exception as error:  # noqa: BLE001 - nothing unscrubbed leaves the SendGrid layer
+            failure = SendGridError(
+                f"{type(error).__name__} on {method} {_endpoint_family(path)}: {scrub(str(error), self._api_key)}"
+            )
+        # Raised outside the except block, its chain cut: no original (with its unscrubbed text) travels along.
+        failure.__cause__ = failure.__context__ = None
+        raise failure
+
+    def _request_with_retries(
+        self, method: str, path: str, body: Any, query: dict[str, Any] | None, idempotent: bool
+    ) -> Reply:
         attempt = 0
         while True:
             self.stats.count(method, path, retry=attempt > 0)
@@ -144,6 +216,10 @@ class SendGridSession:
                     raise SendGridAuthError(
                         f"SendGrid refused the API key ({status}) for {method} {_endpoint_family(path)}: {text}. "
                         "Check SENDGRID_API_KEY and its scopes."
+                    ) from None
+                if status in GATEWAY_ERROR_STATUSES and not idempotent:
+                    raise SendGridOutcomeUnknown(
+                        f"{status} from a gateway after the request was sent on {method} {_endpoint_family(path)}: {text}"
                     ) from None
                 if status == 429 or status >= 500:
                     if attempt >= self.max_retries:
@@ -228,6 +304,22 @@ class SendGridSession:
             return Reply(200, {}, _empty_listing(path))
         made_up_id = f"dry-run-{uuid.uuid4()}"
         return Reply(202, {"X-Message-Id": made_up_id}, {"id": made_up_id, "job_id": made_up_id})
+
+
+def pages(session: SendGridSession, path: str, query: dict[str, Any]) -> Iterator[list[dict]]:
+    """The `result` of every page of a listing SendGrid pages with `_metadata.next` and a `page_token`.
+
+    Stops when there is no next page, or when SendGrid hands back the token just used (no loop).
+    """
+    query = dict(query)
+    while True:
+        body = session.request("GET", path, query=query).body or {}
+        yield list(body.get("result", []))
+        next_url = (body.get("_metadata") or {}).get("next") if isinstance(body, dict) else None
+        token = parse_qs(urlsplit(next_url).query).get("page_token", [None])[0] if next_url else None
+        if not token or token == query.get("page_token"):
+            return
+        query["page_token"] = token
 
 
 def _empty_listing(path: str) -> Any:

@@ -2,8 +2,11 @@
 
 Mail Send has no idempotency key, so a letter is claimed (committed) before its request
 leaves and settled after the answer. A run killed in between leaves `claimed` rows; the next
-run turns them into `unknown`, which are never sent again automatically. An operator who
-has checked SendGrid's activity can release them with `release_letters`.
+run turns them into `unknown`, which are never sent again automatically. Every claim carries the
+id of the Mail Send request it went in (`request_id`): SendGrid accepts or refuses a request as a
+whole, so one piece of evidence per request (an Email Activity lookup, or a webhook event for any
+of its letter keys) settles all its letters. `release_unknown` (back to planned: the next push
+sends them) and `resolve_unknown` (accepted, or failed, on SendGrid's evidence) do that in bulk.
 
 States:
   planned     seen in marts.letters_planned, not yet sent
@@ -39,8 +42,11 @@ create table if not exists activation.send_ledger (
     planned_at timestamp not null,
     claimed_at timestamp,
     finished_at timestamp,
-    updated_at timestamp not null
+    updated_at timestamp not null,
+    request_id varchar
 );
+-- ledgers made before request ids existed
+alter table activation.send_ledger add column if not exists request_id varchar;
 create table if not exists activation.audience_members (
     list_name varchar not null,
     email varchar not null,
@@ -105,16 +111,17 @@ def mark_interrupted_claims_unknown(connection) -> list[str]:
     return keys
 
 
-def claim(connection, letter_keys: list[str], run_id: str) -> list[str]:
-    """Claim sendable letters; returns only those this call claimed, committed before any request."""
+def claim(connection, letter_keys: list[str], run_id: str, request_id: str | None = None) -> list[str]:
+    """Claim sendable letters for one request; returns only those this call claimed, committed before it leaves."""
     if not letter_keys:
         return []
     rows = connection.execute(
         """update activation.send_ledger
-           set state = 'claimed', run_id = ?, claimed_at = now(), updated_at = now(), attempts = attempts + 1
+           set state = 'claimed', run_id = ?, request_id = ?, claimed_at = now(), updated_at = now(),
+               attempts = attempts + 1
            where letter_key in (select unnest(?)) and state in ('planned', 'dry_run')
            returning letter_key""",
-        [run_id, letter_keys],
+        [run_id, request_id, letter_keys],
     ).fetchall()
     return [row[0] for row in rows]
 
@@ -171,23 +178,127 @@ def mark_suppressed(connection, reasons: Mapping[str, str]) -> None:
 
 
 def release_letters(connection, letter_keys: Iterable[str], from_states: tuple[str, ...] = ("unknown",)) -> int:
-    """Operator action: make unknown (or, explicitly, failed) letters sendable again.
+    """Operator action: make these unknown (or, explicitly, failed) letters sendable again.
 
-    Only do this after checking SendGrid's Email Activity for the letter key (custom_args
-    letter_key): a released letter that did reach SendGrid will be sent a second time.
+    A released letter that did reach SendGrid will be sent a second time: see `release_unknown`.
     """
     keys = list(letter_keys)
     if not keys:
         return 0
+    return len(release_unknown(connection, letter_keys=keys, from_states=from_states))
+
+
+def _unknown_filter(
+    *,
+    letter_keys: Iterable[str] | None,
+    run_id: str | None,
+    request_id: str | None,
+    letter_type: str | None,
+    older_than_hours: float | None,
+    from_states: tuple[str, ...],
+) -> tuple[str, list]:
+    """A where clause over the ledger for the operator's filters (all optional, combined with and)."""
+    clauses, parameters = ["state in (select unnest(?))"], [list(from_states)]
+    if letter_keys is not None:
+        clauses.append("letter_key in (select unnest(?))")
+        parameters.append(list(letter_keys))
+    if run_id:
+        clauses.append("run_id = ?")
+        parameters.append(run_id)
+    if request_id:
+        clauses.append("request_id = ?")
+        parameters.append(request_id)
+    if letter_type:
+        clauses.append("(template_name = ? or trigger = ?)")
+        parameters += [letter_type, letter_type]
+    if older_than_hours is not None:
+        clauses.append("coalesce(claimed_at, updated_at) <= now()::timestamp - to_microseconds(?::bigint)")
+        parameters.append(int(older_than_hours * 3600 * 1_000_000))
+    return " and ".join(clauses), parameters
+
+
+def select_unknown(connection, *, from_states: tuple[str, ...] = ("unknown",), **filters) -> list[str]:
+    """Letter keys matching the filters (see `release_unknown`), without changing them."""
+    where, parameters = _unknown_filter(from_states=from_states, **{**_NO_FILTERS, **filters})
+    return [row[0] for row in connection.execute(
+        f"select letter_key from activation.send_ledger where {where} order by letter_key", parameters
+    ).fetchall()]
+
+
+_NO_FILTERS: dict = dict(letter_keys=None, run_id=None, request_id=None, letter_type=None, older_than_hours=None)
+
+
+def release_unknown(connection, *, from_states: tuple[str, ...] = ("unknown",), **filters) -> list[str]:
+    """Operator action in bulk: unknown letters matching every filter go back to `planned`; the next push sends them.
+
+    Filters: `letter_keys`, `run_id`, `request_id` (one Mail Send request), `letter_type` (template
+    name or trigger), `older_than_hours` (since the claim). Release only what SendGrid did not accept:
+    a request with no trace in Email Activity, or, with the Event Webhook on, unknown letters older
+    than the time SendGrid takes to report `processed` for what it accepted.
+    """
     ensure_schema(connection)
+    where, parameters = _unknown_filter(from_states=from_states, **{**_NO_FILTERS, **filters})
     rows = connection.execute(
-        """update activation.send_ledger
-           set state = 'planned', error = null, updated_at = now()
-           where letter_key in (select unnest(?)) and state in (select unnest(?))
-           returning letter_key""",
-        [keys, list(from_states)],
+        f"""update activation.send_ledger
+            set state = 'planned', error = null, updated_at = now()
+            where {where}
+            returning letter_key""",
+        parameters,
     ).fetchall()
-    return len(rows)
+    return sorted(row[0] for row in rows)
+
+
+def resolve_unknown(
+    connection,
+    letter_keys: Iterable[str],
+    *,
+    state: str = "accepted",
+    evidence: str,
+    message_id: str | None = None,
+    whole_request: bool = True,
+) -> list[str]:
+    """Settle unknown letters on SendGrid's evidence (an event or an Email Activity record naming a letter key).
+
+    `state` is `accepted` (SendGrid has it: processed, delivered, dropped ...) or `failed`. With
+    `whole_request`, every unknown letter of the same Mail Send request is settled too: SendGrid
+    accepts or refuses a request as a whole. Returns the keys settled; other states are untouched.
+    """
+    if state not in ("accepted", "failed"):
+        raise ValueError(f"an unknown letter resolves to accepted or failed, not {state!r}")
+    keys = list(letter_keys)
+    if not keys:
+        return []
+    ensure_schema(connection)
+    scope = (
+        """(letter_key in (select unnest($keys))
+            or request_id in (select request_id from activation.send_ledger
+                              where letter_key in (select unnest($keys)) and request_id is not null))"""
+        if whole_request
+        else "letter_key in (select unnest($keys))"
+    )
+    rows = connection.execute(
+        f"""update activation.send_ledger
+            set state = $state, message_id = coalesce($message_id, message_id), error = $evidence,
+                finished_at = now(), updated_at = now()
+            where state = 'unknown' and {scope}
+            returning letter_key""",
+        {"keys": keys, "state": state, "message_id": message_id, "evidence": evidence},
+    ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+def unknown_requests(connection) -> list[tuple]:
+    """(run_id, request_id, template_name, letters, first claimed_at, one letter key) per request with unknown letters.
+
+    One Email Activity lookup of the sample letter key settles the whole request; no email is shown.
+    """
+    ensure_schema(connection)
+    return connection.execute(
+        """select run_id, request_id, template_name, count(*) as letters, min(claimed_at) as claimed_at,
+                  min(letter_key) as sample_letter_key
+           from activation.send_ledger where state = 'unknown'
+           group by all order by claimed_at, request_id"""
+    ).fetchall()
 
 
 def state_counts(connection) -> dict[str, int]:

@@ -1,22 +1,27 @@
 """Planned letters sent through SendGrid Mail Send, each at most once.
 
 Order of a push: record new letters in the ledger; turn claims a dead run left behind into
-`unknown`; pull SendGrid's suppressions and suppress letters to those addresses, to customers
-who unsubscribed, bounced or reported spam in our own interactions, and to customers without
-consent; then send the rest in requests of up to 1000 personalizations, one template per
-request. Each request's letters are claimed in the ledger before it leaves.
+`unknown`; pull SendGrid's suppressions; evaluate the one recipient rule
+(`dbt_like_sql/intermediate/letter_recipients.sql`) over the freshest customer and interaction
+rows, so a letter goes to the address current now and never to an address where any customer
+withdrew consent, unsubscribed, bounced or reported spam; keep one letter per address and letter
+type a day (the rest wait for a later push); then send in requests of up to 1000
+personalizations, one template per request, each address at most once per request. Each
+request's letters are claimed in the ledger before it leaves.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lifecycle_assets.activation import ledger
+from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, parse_model
 from lifecycle_assets.activation.client import (
     SendGridAuthError,
     SendGridOutcomeUnknown,
@@ -36,7 +41,11 @@ SENDGRID_SUPPRESSION_LISTS = {
     "invalid_emails": "/v3/suppression/invalid_emails",
 }
 SUPPRESSION_PAGE_SIZE = 500
-INTERACTION_SUPPRESSIONS = ("unsubscribe", "bounce", "spam_report", "group_unsubscribe")
+RECIPIENT_RULE = SQL_MODELS_DIR / "intermediate" / "letter_recipients.sql"
+# The freshest row per customer, whatever day it landed: a withdrawal landed after the build still wins.
+LATEST_CUSTOMER_ROWS = """(select customer_id, email, marketing_consent from raw.customers
+    qualify row_number() over (partition by customer_id order by _landing_date desc, _row_number desc) = 1)"""
+NO_INTERACTIONS = "(select null::varchar as customer_id, null::varchar as event_type where false)"
 PERSONALIZATION_FIELD = re.compile(r"personalizations\.(\d+)")
 
 
@@ -76,6 +85,7 @@ class LetterPushResult:
     failed: int = 0
     unknown: int = 0
     returned_to_planned: int = 0
+    deferred_same_inbox_today: int = 0
     mail_send_requests: int = 0
     suppressed_by_reason: dict[str, int] = field(default_factory=dict)
     accepted_by_template: dict[str, int] = field(default_factory=dict)
@@ -112,31 +122,26 @@ def _table_exists(connection, schema: str, table: str) -> bool:
     )
 
 
-def our_own_suppressions(connection) -> dict[str, str]:
-    """customer_id -> reason, from our data: no consent on the latest customer row, or an unsubscribe/bounce/spam report."""
+def current_recipients(connection) -> dict[str, tuple[str | None, str | None]]:
+    """customer_id -> (address, reason not to write or None): the one recipient rule over the freshest rows."""
     if not _table_exists(connection, "raw", "customers"):
         raise RuntimeError(
             "raw.customers is missing: the push checks marketing consent there before sending any letter"
         )
-    reasons: dict[str, str] = {}
-    for customer_id, consent in connection.execute(
-        """select customer_id, marketing_consent from raw.customers
-           qualify row_number() over (partition by customer_id order by _landing_date desc, _row_number desc) = 1"""
-    ).fetchall():
-        if consent is not True:
-            reasons[customer_id] = "no_consent"
-    if _table_exists(connection, "raw", "interactions"):
-        for customer_id, event_type in connection.execute(
-            """select customer_id, min(event_type) from raw.interactions
-               where customer_id is not null and event_type in (select unnest(?))
-               group by customer_id""",
-            [list(INTERACTION_SUPPRESSIONS)],
-        ).fetchall():
-            reasons.setdefault(customer_id, f"interaction_{event_type}")
-    return reasons
+    interactions = "raw.interactions" if _table_exists(connection, "raw", "interactions") else NO_INTERACTIONS
+    rule = parse_model(RECIPIENT_RULE).select_sql
+    for staged in ("staging.stg_customers", "staging.stg_interactions"):
+        if staged not in rule:
+            raise RuntimeError(f"{RECIPIENT_RULE} no longer reads {staged}; the push cannot evaluate it")
+    sql = rule.replace("staging.stg_customers", LATEST_CUSTOMER_ROWS).replace("staging.stg_interactions", interactions)
+    return {
+        customer_id: (address, reason)
+        for customer_id, address, reason, _may_receive in connection.execute(sql).fetchall()
+    }
 
 
 def sendable_letters(connection) -> list[Letter]:
+    """Letters the ledger still owes, addressed as planned (`push_letters` readdresses them to the current address)."""
     rows = connection.execute(
         """
         select plan.letter_key, plan.customer_id, lower(trim(plan.email)), plan.first_name, plan.trigger,
@@ -157,6 +162,15 @@ def sendable_letters(connection) -> list[Letter]:
             Letter(letter_key, customer_id, email, first_name, trigger, template_name, data if isinstance(data, dict) else None)
         )
     return letters
+
+
+def inboxes_written_today(connection, recipients: dict[str, tuple[str | None, str | None]]) -> set[tuple[str, str]]:
+    """(address, letter type) pairs a letter already went to (or may have: claimed, unknown) today, UTC."""
+    rows = connection.execute(
+        """select distinct customer_id, template_name from activation.send_ledger
+           where state in ('accepted', 'claimed', 'unknown') and claimed_at >= current_date"""
+    ).fetchall()
+    return {(recipients[customer_id][0], template) for customer_id, template in rows if recipients.get(customer_id, (None,))[0]}
 
 
 class LetterSender:
@@ -261,6 +275,9 @@ def push_letters(
 ) -> LetterPushResult:
     """Send every sendable letter once; the ledger is written only from this (the calling) thread.
 
+    At most `max_in_flight` requests of at most `letters_per_request` letters are claimed and not yet
+    settled at any moment: their product is how many letters one kill can leave unknown.
+
     Templates and suppressions are asked of SendGrid only when there is a letter to send, so a
     push with nothing new makes no request at all.
     """
@@ -277,19 +294,26 @@ def push_letters(
     sendgrid_suppressed = suppressions if suppressions is not None else pull_sendgrid_suppressions(
         session, sender.unsubscribe_group_id
     )
-    customer_reasons = our_own_suppressions(connection)
+    recipients = current_recipients(connection)
+    written = inboxes_written_today(connection, recipients)
     suppress: dict[str, str] = {}
     failures: dict[str, str] = {}
     to_send: dict[str, list[Letter]] = defaultdict(list)
     for letter in letters:
-        reason = sendgrid_suppressed.get(letter.email) or customer_reasons.get(letter.customer_id)
+        address, reason = recipients.get(letter.customer_id, (None, "unknown_customer"))
+        reason = sendgrid_suppressed.get(address or "") or reason
         if reason:
             suppress[letter.letter_key] = reason
+            continue
+        letter.email = address  # the address current now, not the one the plan was made with
+        if (address, letter.template_name) in written:
+            result.deferred_same_inbox_today += 1  # stays planned: one letter of a type per inbox a day
         elif letter.template_name not in template_ids:
             failures[letter.letter_key] = f"no letter template named {letter.template_name!r} in the repository"
         elif letter.personalisation is None:
             failures[letter.letter_key] = "personalisation is not a JSON object"
         else:
+            written.add((address, letter.template_name))
             to_send[letter.template_name].append(letter)
     ledger.mark_suppressed(connection, suppress)
     result.suppressed = len(suppress)
@@ -312,7 +336,8 @@ def push_letters(
         while result.stop_error is None and position < len(batches) and len(in_flight) < max_in_flight:
             template_name, batch = batches[position]
             position += 1
-            claimed = set(ledger.claim(connection, [letter.letter_key for letter in batch], run_id))
+            request_id = uuid.uuid4().hex
+            claimed = set(ledger.claim(connection, [letter.letter_key for letter in batch], run_id, request_id))
             batch = [letter for letter in batch if letter.letter_key in claimed]
             if batch:
                 future = pool.submit(sender.send, template_ids[template_name], template_name, batch)

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from lifecycle_assets import environment
-from lifecycle_assets.activation.client import SendGridSession
+from lifecycle_assets.activation.client import SendGridSession, api_key_problem
 from lifecycle_assets.activation.templates import TEMPLATES_DIR
 
 SENDGRID_DEFAULT_HOST = "https://api.sendgrid.com"
@@ -31,7 +31,14 @@ class SendGridResource(dg.ConfigurableResource):
     sender_name: str = "Lifecycle"
     unsubscribe_group_id: int = Field(default=0, description="asm.group_id on every letter; 0 = none configured.")
     timeout_seconds: float = 30.0
-    max_concurrent_requests: int = 4
+    max_concurrent_requests: int = Field(default=4, description="Mail Send requests in flight at once.")
+    letters_per_request: int = Field(
+        default=1000,
+        ge=1,
+        le=1000,
+        description="Personalizations per Mail Send request. A kill leaves at most "
+        "max_concurrent_requests x letters_per_request letters unknown.",
+    )
     max_retries: int = 5
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 60.0
@@ -45,9 +52,20 @@ class SendGridResource(dg.ConfigurableResource):
         default=str(TEMPLATES_DIR), description="The letter templates mirrored to SendGrid (one folder per letter type)."
     )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a key that cannot be a header value when the resource loads, before any request or log line."""
+        problem = api_key_problem(self.api_key)
+        if problem:
+            raise dg.Failure(description=problem, allow_retries=False)
+
     @property
     def dry_run(self) -> bool:
         return not self.api_key
+
+    @property
+    def unknown_blast_radius(self) -> int:
+        """The most letters one kill or dropped connection can leave `unknown`."""
+        return max(1, self.max_concurrent_requests) * self.letters_per_request
 
     def session(self, run_id: str, log=None) -> SendGridSession:
         """A request sender for one run; in dry-run it writes to `<outbox_dir>/<run_id>.jsonl`."""
@@ -76,8 +94,14 @@ def sendgrid_resource_from_environment() -> SendGridResource:
         "unsubscribe_group_id": "SENDGRID_UNSUBSCRIBE_GROUP_ID",
         "max_concurrent_requests": "SENDGRID_MAX_CONCURRENT_REQUESTS",
         "timeout_seconds": "SENDGRID_TIMEOUT_SECONDS",
+        "letters_per_request": "SENDGRID_LETTERS_PER_REQUEST",
     }
-    numeric = {"unsubscribe_group_id": int, "max_concurrent_requests": int, "timeout_seconds": float}
+    numeric = {
+        "unsubscribe_group_id": int,
+        "max_concurrent_requests": int,
+        "timeout_seconds": float,
+        "letters_per_request": int,
+    }
     for field_name, variable in optional.items():
         value = os.environ.get(variable)
         if value:

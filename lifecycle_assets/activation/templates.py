@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lifecycle_assets import environment
-from lifecycle_assets.activation.client import SendGridSession
+from lifecycle_assets.activation.client import SendGridSession, pages
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SENDGRID_NAME_PREFIX = "lifecycle:"
@@ -157,26 +157,8 @@ class TemplateSyncResult:
 
 
 def _list_dynamic_templates(session: SendGridSession) -> dict[str, dict]:
-    found: dict[str, dict] = {}
     query = {"generations": "dynamic", "page_size": 200}
-    while True:
-        body = session.request("GET", "/v3/templates", query=query).body or {}
-        for template in body.get("result", []):
-            found[template["name"]] = template
-        next_url = (body.get("_metadata") or {}).get("next")
-        token = _page_token(next_url)
-        if not token or token == query.get("page_token"):
-            return found
-        query = {**query, "page_token": token}
-
-
-def _page_token(url: str | None) -> str | None:
-    if not url:
-        return None
-    from urllib.parse import parse_qs, urlparse
-
-    values = parse_qs(urlparse(url).query).get("page_token")
-    return values[0] if values else None
+    return {template["name"]: template for page in pages(session, "/v3/templates", query) for template in page}
 
 
 def sync_templates(session: SendGridSession, templates: dict[str, LetterTemplate]) -> TemplateSyncResult:

@@ -68,39 +68,41 @@ AUDITS = (
     Audit(
         name="no_letter_without_consent",
         asset=("marts", "letters_planned"),
-        description="No letter for a customer without marketing consent or who unsubscribed, bounced or reported spam.",
+        description="No letter to an address intermediate.letter_recipients does not allow: no consent, or an "
+        "unsubscribe, bounce or spam report by any customer at that address.",
         bad_rows_sql="""
-            select letters.letter_key, customers.marketing_consent, suppressed.event_type
+            select letters.letter_key, recipients.not_receiving_reason
             from marts.letters_planned as letters
-            left join staging.stg_customers as customers using (customer_id)
-            left join staging.stg_interactions as suppressed
-                on suppressed.customer_id = letters.customer_id
-                and suppressed.event_type in ('unsubscribe', 'bounce', 'spam_report')
-            where customers.customer_id is null
-               or not customers.marketing_consent
-               or suppressed.event_id is not null
+            left join intermediate.letter_recipients as recipients using (customer_id)
+            where recipients.may_receive_letters is distinct from true
         """,
         blocking=True,
-        additional_deps=(("staging", "stg_customers"), ("staging", "stg_interactions")),
+        additional_deps=(("intermediate", "letter_recipients"),),
+    ),
+    Audit(
+        name="one_letter_per_address_type_and_day",
+        asset=("marts", "letters_planned"),
+        description="One inbox gets at most one letter of a type per due day, whichever customers share the address.",
+        bad_rows_sql="""
+            select template_name, due_on, count(*) as letters
+            from marts.letters_planned
+            group by email, template_name, due_on
+            having count(*) > 1
+        """,
+        blocking=True,
     ),
     Audit(
         name="no_audience_member_without_consent",
         asset=("marts", "audiences"),
-        description="No contact list holds a customer without consent or who unsubscribed, bounced or reported spam.",
+        description="No contact list holds a customer intermediate.letter_recipients does not allow.",
         bad_rows_sql="""
-            select audiences.customer_id, audiences.list_name
+            select audiences.customer_id, audiences.list_name, recipients.not_receiving_reason
             from marts.audiences as audiences
-            left join staging.stg_customers as customers using (customer_id)
-            where customers.customer_id is null
-               or not customers.marketing_consent
-               or exists (
-                   select 1 from staging.stg_interactions as suppressed
-                   where suppressed.customer_id = audiences.customer_id
-                     and suppressed.event_type in ('unsubscribe', 'bounce', 'spam_report')
-               )
+            left join intermediate.letter_recipients as recipients using (customer_id)
+            where recipients.may_receive_letters is distinct from true
         """,
         blocking=True,
-        additional_deps=(("staging", "stg_customers"), ("staging", "stg_interactions")),
+        additional_deps=(("intermediate", "letter_recipients"),),
     ),
     Audit(
         name="no_overlapping_stage_periods",

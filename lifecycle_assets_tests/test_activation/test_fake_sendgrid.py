@@ -641,3 +641,58 @@ def test_connections_are_kept_alive_between_requests(fake):
     connection.close()
     assert len(local_ports) == 1
     assert set(fake.lists()) == {"stage_new", "stage_active"}
+
+
+# --- what SendGrid rejects that the push must never send (issue 8, item 8) ------------------------
+
+
+def test_the_same_address_twice_in_one_mail_send_is_rejected_whole(fake, client):
+    template_id = _dynamic_template(client)
+    body = _letters(template_id, 3)
+    body["personalizations"][2]["to"] = [{"email": "Customer0@Example.com"}]  # customer0 again, other case
+
+    with pytest.raises(http_errors.BadRequestsError) as raised:
+        client.mail.send.post(request_body=body)
+
+    assert [error["field"] for error in _errors(raised.value)] == ["personalizations"]
+    assert "customer0" not in raised.value.body.decode().lower()
+    assert fake.sent_messages() == []
+
+
+def _template_with_unsubscribe_link(client) -> str:
+    template = client.templates.post(request_body={"name": "with_unsubscribe", "generation": "dynamic"}).to_dict
+    client.templates._(template["id"]).versions.post(
+        request_body={
+            "name": "v1",
+            "subject": "Hi",
+            "html_content": '<p>Hi</p><a href="<%asm_group_unsubscribe_raw_url%>">Unsubscribe</a>',
+        }
+    )
+    return template["id"]
+
+
+def test_unsubscribe_tags_without_an_asm_group_are_rejected(fake, client):
+    template_id = _template_with_unsubscribe_link(client)
+    body = _letters(template_id, 2)
+    del body["asm"]
+
+    with pytest.raises(http_errors.BadRequestsError) as raised:
+        client.mail.send.post(request_body=body)
+
+    assert _errors(raised.value)[0]["field"] == "asm.group_id"
+    assert fake.sent_messages() == []
+    assert client.mail.send.post(request_body=_letters(template_id, 2)).status_code == 202
+
+
+def test_a_mail_send_body_over_30mb_is_rejected(fake, client):
+    template_id = _dynamic_template(client)
+    body = _letters(template_id, 1000)
+    filler = "x" * 33_000  # 1000 x 33 kB: over 30 MiB
+    for personalization in body["personalizations"]:
+        personalization["dynamic_template_data"]["filler"] = filler
+
+    with pytest.raises(http_errors.HTTPError) as raised:
+        client.mail.send.post(request_body=body)
+
+    assert raised.value.status_code == 413
+    assert fake.sent_messages() == []

@@ -183,7 +183,7 @@ def test_dropped_answer_on_mail_send_leaves_letters_unknown_and_never_resends_th
     assert unknown <= set(sent)  # SendGrid did act on the dropped request: resending would duplicate
     assert {key for key, row in ledger.items() if row[0] == "accepted"} == set(sent) - unknown
     check = first.get_asset_check_evaluations()[0]
-    assert not check.passed and check.severity.value == "WARN"
+    assert not check.passed and check.severity.value == "ERROR"
     assert set(check.metadata["unknown_letter_keys"].value) == unknown
 
 
