@@ -114,6 +114,10 @@ def stages_as_known_then(connection, settings: LifecycleSettings, calibration: d
     return past
 
 
+class NotEnoughHistory(ValueError):
+    """The shop has no buyer on the calibration day yet: there is nothing to judge the flag on."""
+
+
 def run_backtest(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int) -> BacktestResult:
     """Judge the flags built as of the calibration day against the purchases in staging.stg_orders after it."""
     from sklearn.metrics import balanced_accuracy_score, precision_score, recall_score, roc_auc_score
@@ -148,7 +152,7 @@ def run_backtest(connection, settings: LifecycleSettings, calibration: dt.date, 
     }
     buyers = [row for row in rows if row[3] is not None]
     if not buyers:
-        raise ValueError(f"no buyer known on {calibration}: nothing to backtest")
+        raise NotEnoughHistory(f"no buyer known on {calibration}: nothing to backtest yet")
     lapsed = np.array([row[0] not in bought for row in buyers])
     days_since = np.array([row[3] for row in buyers], dtype=float)
     rhythm_days = np.array([row[4] for row in buyers], dtype=float)
@@ -181,7 +185,8 @@ def run_backtest(connection, settings: LifecycleSettings, calibration: dt.date, 
     )
 
 
-def write_backtest(connection, result: BacktestResult) -> None:
+def write_backtest(connection, result: BacktestResult | None) -> None:
+    """The backtest table; empty when there was nothing to judge yet."""
     connection.execute("create schema if not exists marts")
     connection.execute(
         f"""
@@ -192,6 +197,8 @@ def write_backtest(connection, result: BacktestResult) -> None:
         )
         """
     )
+    if result is None:
+        return
     connection.executemany(
         f"insert into {BACKTEST_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -232,7 +239,12 @@ def lapse_backtest(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings
     judge_days = lifecycle_settings.lapse_horizon_days
     with duckdb.get_connection() as connection:
         as_of = lifecycle_settings.resolve_as_of(connection)
-        result = run_backtest(connection, lifecycle_settings, as_of - dt.timedelta(days=judge_days), judge_days)
+        try:
+            result = run_backtest(connection, lifecycle_settings, as_of - dt.timedelta(days=judge_days), judge_days)
+        except NotEnoughHistory as young_shop:
+            # A young shop is not an error: the build goes on and the asset says why there is no figure yet.
+            write_backtest(connection, None)
+            return dg.MaterializeResult(metadata={"not_enough_history": dg.MetadataValue.text(str(young_shop))})
         write_backtest(connection, result)
     metadata: dict[str, object] = {
         "backtest": dg.MetadataValue.md(result.markdown()),
