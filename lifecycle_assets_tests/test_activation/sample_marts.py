@@ -111,7 +111,8 @@ def write_sample_marts(
         connection.execute(
             """create or replace table marts.letters_planned as
                select letter_key, customer_id, email, first_name, trigger, template_name,
-                      priority::integer as priority, fired_at, as_of, personalisation from letters_table"""
+                      priority::integer as priority, fired_at, as_of, personalisation,
+                      as_of as due_on, null::date as deliver_on from letters_table"""
         )
         write_audiences(connection, range(audience_customers), as_of)
     finally:
