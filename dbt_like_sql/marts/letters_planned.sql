@@ -1,4 +1,4 @@
--- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority and personalisation JSON (name, bonus, products, recommendations); only to addresses intermediate.letter_recipients allows (email is the normalised address), at most one letter per address, letter type and due day (the products of merged letters in one letter).
+-- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority (1 first: the push ranks a customer's letters by it when the contact policy caps a day), due day, the local day it should arrive on (deliver_on, birthdays and anniversaries) and personalisation JSON (name, bonus, products, recommendations); only to addresses intermediate.letter_recipients allows (email is the normalised address), at most one letter per address, letter type and due day (the products of merged letters in one letter).
 -- owners: team:data
 -- unique_key: letter_key
 -- count_by: template_name
@@ -128,6 +128,8 @@ select
         letters.details::json
     )::varchar as personalisation,
     letters.due_on,
+    -- the local day a birthday or anniversary letter arrives on; the push schedules it there (send_at)
+    letters.deliver_on,
     letters.instance,
     letters.stage
 from letters

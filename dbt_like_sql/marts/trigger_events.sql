@@ -309,8 +309,13 @@ anniversary_candidates as (
         year(settings.as_of) - year(facts.registered_on) - years_back.offset_years as years_since_registration
     from facts
     cross join settings
-    cross join (values (0), (1)) as years_back(offset_years)
+    -- next year's too: an occasion on 1 January is due on 30 December (see anniversary)
+    cross join (values (-1), (0), (1)) as years_back(offset_years)
 ),
+-- Birthdays and anniversaries fall on the customer's local date (deliver_on): they are due two UTC
+-- days before it, so the push of that plan day (hourly from 00:15 UTC, or the daily run the next
+-- morning) can schedule them for the local send hour on the date in every time zone from UTC+14 to
+-- UTC-12 within SendGrid's 72 h (docs/activation.md, "Send time").
 anniversary as (
     select
         'anniversary' as trigger,
@@ -318,7 +323,8 @@ anniversary as (
         4 as priority,
         customer_id,
         (year(registered_on) + years_since_registration)::varchar as instance,
-        (registered_on + to_years(years_since_registration::integer))::date as due_on,
+        (registered_on + to_years(years_since_registration::integer))::date - 2 as due_on,
+        (registered_on + to_years(years_since_registration::integer))::date as deliver_on,
         (registered_on + to_years(years_since_registration::integer))::timestamp as fired_at,
         null::double as bonus_amount,
         null::date as bonus_expires_on,
@@ -364,7 +370,7 @@ birthday_candidates as (
             as birthday_on
     from facts
     cross join settings
-    cross join (values (0), (1)) as years_back(offset_years)
+    cross join (values (-1), (0), (1)) as years_back(offset_years)
     where facts.birthday is not null
 ),
 birthday as (
@@ -374,7 +380,8 @@ birthday as (
         3 as priority,
         customer_id,
         birthday_year::varchar as instance,
-        birthday_on as due_on,
+        birthday_on - 2 as due_on,
+        birthday_on as deliver_on,
         birthday_on::timestamp as fired_at,
         $birthday_bonus_amount::double as bonus_amount,
         birthday_on + $bonus_valid_days::integer as bonus_expires_on,
@@ -405,6 +412,8 @@ select
     all_triggers.instance,
     all_triggers.fired_at,
     all_triggers.due_on,
+    -- the customer's local day the letter should arrive on (birthday, anniversary); null: the next send hour
+    all_triggers.deliver_on,
     all_triggers.bonus_amount,
     all_triggers.bonus_expires_on,
     all_triggers.products,

@@ -9,6 +9,7 @@ from lifecycle_assets.activation import ledger
 from lifecycle_assets.activation.audiences import sync_audiences
 from lifecycle_assets.activation.client import SendGridAuthError, SendGridError, SendGridRejected
 from lifecycle_assets.activation.letters import LetterSender, push_letters
+from lifecycle_assets.activation.policy import ContactPolicy
 from lifecycle_assets.activation.resources import SendGridResource
 from lifecycle_assets.activation.templates import LetterTemplate, load_templates, render_letter, sync_templates
 from lifecycle_assets.metadata import markdown_table
@@ -154,6 +155,9 @@ class LetterPushConfig(dg.Config):
     """Letters in state `unknown` to make sendable again, after checking SendGrid's Email Activity
     (custom arg letter_key) shows they were NOT delivered. A released letter that was delivered is sent twice."""
 
+    contact_policy: ContactPolicy = ContactPolicy()
+    """Caps, priorities, validity per letter type and the local send hour (docs/activation.md, "Contact policy")."""
+
 
 @dg.asset(
     key=SENDGRID_LETTERS,
@@ -195,6 +199,7 @@ def sendgrid_letters(
                 max_in_flight=max(1, sendgrid.max_concurrent_requests),
                 webhook_retry_horizon_seconds=sendgrid.webhook_retry_horizon_seconds,
                 letters_per_request=sendgrid.letters_per_request,
+                policy=config.contact_policy,
             )
         except SendGridError as error:
             raise _stop_run(error) from None
@@ -224,6 +229,9 @@ def sendgrid_letters(
         "unknown_resolved_accepted": result.unknown_resolved.get("accepted", 0),
         "unknown_resolved_released": result.unknown_resolved.get("released", 0),
         "letters_deferred_same_inbox_today": result.deferred_same_inbox_today,
+        "letters_deferred": result.deferred,
+        "letters_expired": result.expired,
+        "plan_day": str(result.plan_day),
         "unknown_blast_radius": sendgrid.unknown_blast_radius,
         "mail_send_requests": result.mail_send_requests,
         "requests_made": session.stats.requests,
@@ -248,6 +256,8 @@ def sendgrid_letters(
             _two_column_table(("ledger state", "letters"), totals)
             + "\n\n"
             + _two_column_table(("suppression reason (this run)", "letters"), result.suppressed_by_reason or {"-": 0})
+            + "\n\n"
+            + _two_column_table(("deferral reason (this run)", "letters"), result.deferred_by_reason or {"-": 0})
         ),
     }
     if session.dry_run:

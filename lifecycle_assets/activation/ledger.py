@@ -16,14 +16,24 @@ States:
   suppressed  never sent: suppression_reason says why (unsubscribed, bounced, no consent, ...)
   unknown     the request may have reached SendGrid, no answer came back; shown to operators
   dry_run     written to the outbox by a run without an API key; a real run still sends it
+  deferred    held back by the contact policy (a cap, one letter of a type per inbox a day);
+              state_reason says which; a later day sends it while valid_until has not passed
+  expired     not sent by valid_until (the letter type's validity after its due day); state_reason says why
+
+Every timestamp is UTC (`now() at time zone 'UTC'`), whatever the machine's or DuckDB's time zone; `send_at` is
+when SendGrid delivers the letter (the customer's local send hour), `send_day` the plan day whose
+caps it counts against (activation/policy.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-SENDABLE_STATES = ("planned", "dry_run")
-ALL_STATES = ("planned", "claimed", "accepted", "failed", "suppressed", "unknown", "dry_run")
+SENDABLE_STATES = ("planned", "dry_run", "deferred")
+# Control groups (issue 12, helper `lift`) add their `held_out` state here.
+ALL_STATES = ("planned", "claimed", "accepted", "failed", "suppressed", "unknown", "dry_run", "deferred", "expired")
+# DuckDB's now() is in the session time zone (the machine's): every statement here writes and
+# compares `now() at time zone 'UTC'`, so the ledger holds UTC.
 
 SCHEMA_SQL = """
 create schema if not exists activation;
@@ -47,6 +57,19 @@ create table if not exists activation.send_ledger (
 );
 -- ledgers made before request ids existed
 alter table activation.send_ledger add column if not exists request_id varchar;
+-- the contact policy (activation/policy.py): ranking, validity, deferral and the local send time
+alter table activation.send_ledger add column if not exists priority integer;
+alter table activation.send_ledger add column if not exists due_on date;
+alter table activation.send_ledger add column if not exists deliver_on date;
+alter table activation.send_ledger add column if not exists valid_until date;
+alter table activation.send_ledger add column if not exists state_reason varchar;
+alter table activation.send_ledger add column if not exists deferrals integer default 0;
+alter table activation.send_ledger add column if not exists send_day date;
+alter table activation.send_ledger add column if not exists send_at timestamp;
+alter table activation.send_ledger add column if not exists time_zone varchar;
+-- a deferred letter's content, kept until it is sent or expires: the plan may no longer hold it
+alter table activation.send_ledger add column if not exists first_name varchar;
+alter table activation.send_ledger add column if not exists personalisation varchar;
 create table if not exists activation.audience_members (
     list_name varchar not null,
     email varchar not null,
@@ -77,20 +100,95 @@ def ensure_schema(connection) -> None:
     connection.execute(SCHEMA_SQL)
 
 
-def plan_new_letters(connection) -> int:
-    """Add letters of the current plan the ledger has not seen; a known key keeps its state."""
+def plan_new_letters(
+    connection, validity_days: Mapping[str, int] | None = None, default_validity_days: int | None = None
+) -> int:
+    """Add letters of the current plan the ledger has not seen; a known key keeps its state.
+
+    A new letter is valid until its due day plus the validity of its type (`validity_days`, by
+    template name, else `default_validity_days`; without either it never expires).
+    """
+    columns = _plan_columns(connection)
+    due_on = "plan.due_on" if "due_on" in columns else "plan.as_of"
+    deliver_on = "plan.deliver_on" if "deliver_on" in columns else "null::date"
+    priority = "plan.priority" if "priority" in columns else "null::integer"
+    validity = dict(validity_days or {})
     before = connection.execute("select count(*) from activation.send_ledger").fetchone()[0]
     connection.execute(
-        """
+        f"""
         insert into activation.send_ledger
-            (letter_key, customer_id, trigger, template_name, as_of, state, planned_at, updated_at)
+            (letter_key, customer_id, trigger, template_name, as_of, state, planned_at, updated_at,
+             priority, due_on, deliver_on, valid_until, deferrals)
         select plan.letter_key, plan.customer_id, plan.trigger, plan.template_name, plan.as_of,
-               'planned', now(), now()
+               'planned', (now() at time zone 'UTC'), (now() at time zone 'UTC'),
+               {priority}, {due_on}, {deliver_on},
+               {due_on} + coalesce(
+                   (select validity.days from (select unnest($types) as template_name, unnest($days) as days) as validity
+                    where validity.template_name = plan.template_name),
+                   $default_days
+               )::integer,
+               0
         from marts.letters_planned as plan
         anti join activation.send_ledger as ledger using (letter_key)
-        """
+        """,
+        {"types": list(validity), "days": list(validity.values()), "default_days": default_validity_days},
     )
     return connection.execute("select count(*) from activation.send_ledger").fetchone()[0] - before
+
+
+def _plan_columns(connection) -> set[str]:
+    return {row[0] for row in connection.execute(
+        "select column_name from information_schema.columns where table_schema = 'marts' and table_name = 'letters_planned'"
+    ).fetchall()}
+
+
+def expire_stale(connection, send_day) -> int:
+    """Letters still owed whose validity ended before `send_day` become `expired`, with the reason."""
+    rows = connection.execute(
+        """update activation.send_ledger
+           set state = 'expired',
+               state_reason = 'not sent by ' || strftime(valid_until, '%Y-%m-%d') || ' (valid until)'
+                   || case when deferrals > 0 then ', deferred ' || deferrals || ' time(s): ' || coalesce(state_reason, '')
+                           else '' end,
+               personalisation = null, first_name = null,
+               finished_at = (now() at time zone 'UTC'), updated_at = (now() at time zone 'UTC')
+           where state in ('planned', 'dry_run', 'deferred') and valid_until < ?::date
+           returning letter_key""",
+        [send_day],
+    ).fetchall()
+    return len(rows)
+
+
+def mark_deferred(connection, reasons: Mapping[str, str], contents: Mapping[str, tuple[str | None, str]]) -> None:
+    """Hold letters back for a later day, keeping what they say: the plan of a later day may no longer hold them.
+
+    `contents`: letter_key -> (first_name, personalisation JSON) as planned.
+    """
+    if not reasons:
+        return
+    import pyarrow
+
+    keys = list(reasons)
+    connection.register(
+        "_deferred",
+        pyarrow.table({
+            "letter_key": keys,
+            "reason": [reasons[key] for key in keys],
+            "first_name": [contents.get(key, (None, None))[0] for key in keys],
+            "personalisation": [contents.get(key, (None, None))[1] for key in keys],
+        }),
+    )
+    connection.execute(
+        """update activation.send_ledger as ledger
+           set state = 'deferred', state_reason = d.reason,
+               deferrals = coalesce(ledger.deferrals, 0) + case when ledger.state = 'deferred' then 0 else 1 end,
+               first_name = coalesce(d.first_name, ledger.first_name),
+               personalisation = coalesce(d.personalisation, ledger.personalisation),
+               updated_at = (now() at time zone 'UTC')
+           from _deferred as d
+           where ledger.letter_key = d.letter_key and ledger.state in ('planned', 'dry_run', 'deferred')"""
+    )
+    connection.unregister("_deferred")
 
 
 def mark_interrupted_claims_unknown(connection) -> list[str]:
@@ -104,24 +202,48 @@ def mark_interrupted_claims_unknown(connection) -> list[str]:
     if keys:
         connection.execute(
             """update activation.send_ledger
-               set state = 'unknown', updated_at = now(),
+               set state = 'unknown', updated_at = (now() at time zone 'UTC'),
                    error = 'the run that claimed it stopped before SendGrid answered'
                where state = 'claimed'"""
         )
     return keys
 
 
-def claim(connection, letter_keys: list[str], run_id: str, request_id: str | None = None) -> list[str]:
-    """Claim sendable letters for one request; returns only those this call claimed, committed before it leaves."""
+def claim(
+    connection,
+    letter_keys: list[str],
+    run_id: str,
+    request_id: str | None = None,
+    *,
+    send_day=None,
+    send_times: Mapping[str, tuple] | None = None,
+) -> list[str]:
+    """Claim sendable letters for one request; returns only those this call claimed, committed before it leaves.
+
+    `send_day` is the plan day the letters count against in the caps; `send_times` maps a letter key
+    to (send_at as a naive UTC datetime, the customer's time zone).
+    """
     if not letter_keys:
         return []
+    times = send_times or {}
     rows = connection.execute(
-        """update activation.send_ledger
-           set state = 'claimed', run_id = ?, request_id = ?, claimed_at = now(), updated_at = now(),
-               attempts = attempts + 1
-           where letter_key in (select unnest(?)) and state in ('planned', 'dry_run')
-           returning letter_key""",
-        [run_id, request_id, letter_keys],
+        """update activation.send_ledger as ledger
+           set state = 'claimed', run_id = $run_id, request_id = $request_id,
+               claimed_at = (now() at time zone 'UTC'), updated_at = (now() at time zone 'UTC'),
+               attempts = attempts + 1, send_day = coalesce($send_day::date, ledger.send_day),
+               send_at = times.send_at, time_zone = times.time_zone
+           from (select unnest($keys) as letter_key, unnest($send_ats)::timestamp as send_at,
+                        unnest($zones) as time_zone) as times
+           where ledger.letter_key = times.letter_key and ledger.state in ('planned', 'dry_run', 'deferred')
+           returning ledger.letter_key""",
+        {
+            "run_id": run_id,
+            "request_id": request_id,
+            "send_day": send_day,
+            "keys": list(letter_keys),
+            "send_ats": [times.get(key, (None, None))[0] for key in letter_keys],
+            "zones": [times.get(key, (None, None))[1] for key in letter_keys],
+        },
     ).fetchall()
     return [row[0] for row in rows]
 
@@ -131,9 +253,13 @@ def _settle(connection, letter_keys: list[str], state: str, *, message_id=None, 
         return
     connection.execute(
         """update activation.send_ledger
-           set state = ?, message_id = coalesce(?, message_id), error = ?, finished_at = now(), updated_at = now()
+           set state = ?, message_id = coalesce(?, message_id), error = ?, finished_at = (now() at time zone 'UTC'),
+               updated_at = (now() at time zone 'UTC'),
+               -- a deferred letter's kept content is dropped once it is settled for good
+               personalisation = case when ? in ('planned', 'dry_run') then personalisation end,
+               first_name = case when ? in ('planned', 'dry_run') then first_name end
            where letter_key in (select unnest(?)) and state = 'claimed'""",
-        [state, message_id, error, letter_keys],
+        [state, message_id, error, state, state, letter_keys],
     )
 
 
@@ -170,9 +296,9 @@ def mark_suppressed(connection, reasons: Mapping[str, str]) -> None:
     )
     connection.execute(
         """update activation.send_ledger as ledger
-           set state = 'suppressed', suppression_reason = s.reason, finished_at = now(), updated_at = now()
+           set state = 'suppressed', suppression_reason = s.reason, finished_at = (now() at time zone 'UTC'), updated_at = (now() at time zone 'UTC')
            from _suppressed as s
-           where ledger.letter_key = s.letter_key and ledger.state in ('planned', 'dry_run')"""
+           where ledger.letter_key = s.letter_key and ledger.state in ('planned', 'dry_run', 'deferred')"""
     )
     connection.unregister("_suppressed")
 
@@ -212,7 +338,7 @@ def _unknown_filter(
         clauses.append("(template_name = ? or trigger = ?)")
         parameters += [letter_type, letter_type]
     if older_than_hours is not None:
-        clauses.append("coalesce(claimed_at, updated_at) <= now()::timestamp - to_microseconds(?::bigint)")
+        clauses.append("coalesce(claimed_at, updated_at) <= (now() at time zone 'UTC') - to_microseconds(?::bigint)")
         parameters.append(int(older_than_hours * 3600 * 1_000_000))
     return " and ".join(clauses), parameters
 
@@ -240,7 +366,7 @@ def release_unknown(connection, *, from_states: tuple[str, ...] = ("unknown",), 
     where, parameters = _unknown_filter(from_states=from_states, **{**_NO_FILTERS, **filters})
     rows = connection.execute(
         f"""update activation.send_ledger
-            set state = 'planned', error = null, updated_at = now()
+            set state = 'planned', error = null, updated_at = (now() at time zone 'UTC')
             where {where}
             returning letter_key""",
         parameters,
@@ -279,7 +405,7 @@ def resolve_unknown(
     rows = connection.execute(
         f"""update activation.send_ledger
             set state = $state, message_id = coalesce($message_id, message_id), error = $evidence,
-                finished_at = now(), updated_at = now()
+                finished_at = (now() at time zone 'UTC'), updated_at = (now() at time zone 'UTC')
             where state = 'unknown' and {scope}
             returning letter_key""",
         {"keys": keys, "state": state, "message_id": message_id, "evidence": evidence},
@@ -368,7 +494,7 @@ def resolve_unknown_from_webhook(connection, horizon_seconds: float = WEBHOOK_RE
             select ledger.letter_key, ledger.claimed_at
             from activation.send_ledger as ledger
             where ledger.state = 'unknown'
-              and ledger.claimed_at + to_seconds(?::double) <= now()::timestamp
+              and ledger.claimed_at + to_seconds(?::double) <= (now() at time zone 'UTC')
               and not exists (select 1 from raw.interactions as events where events.letter_key = ledger.letter_key)
               and exists (select 1 from marts.letters_planned as plan where plan.letter_key = ledger.letter_key)
         )
@@ -394,13 +520,13 @@ def _record_resolutions(connection, decision: str, rows: list[tuple]) -> None:
     new_state = "accepted" if decision == "accepted" else "planned"
     connection.execute(
         """update activation.send_ledger
-           set state = ?, error = null, updated_at = now(),
-               finished_at = case when ? = 'accepted' then now() else finished_at end
+           set state = ?, error = null, updated_at = (now() at time zone 'UTC'),
+               finished_at = case when ? = 'accepted' then (now() at time zone 'UTC') else finished_at end
            where letter_key in (select unnest(?)) and state = 'unknown'""",
         [new_state, new_state, keys],
     )
     connection.execute(
         """insert into activation.unknown_resolutions
-           select unnest(?), ?, unnest(?), unnest(?), now()""",
+           select unnest(?), ?, unnest(?), unnest(?), (now() at time zone 'UTC')""",
         [keys, decision, [row[2] for row in rows], [row[1] for row in rows]],
     )

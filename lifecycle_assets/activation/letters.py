@@ -4,14 +4,18 @@ Order of a push: record new letters in the ledger; turn claims a dead run left b
 `unknown`; pull SendGrid's suppressions; evaluate the one recipient rule
 (`dbt_like_sql/intermediate/letter_recipients.sql`) over the freshest customer and interaction
 rows, so a letter goes to the address current now and never to an address where any customer
-withdrew consent, unsubscribed, bounced or reported spam; keep one letter per address and letter
-type a day (the rest wait for a later push); then send in requests of up to 1000
-personalizations, one template per request, each address at most once per request. Each
-request's letters are claimed in the ledger before it leaves.
+withdrew consent, unsubscribed, bounced or reported spam; apply the contact policy
+(activation/policy.py): letters past their validity expire, the day's letters are ranked by
+priority, and one letter per address and letter type a day and the daily and weekly caps per
+customer and per address defer the rest to a later day; then send in requests of up to 1000
+personalizations, one template per request, each address at most once per request, each letter
+with a `send_at` at the customer's local send hour. Each request's letters are claimed in the
+ledger before it leaves.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lifecycle_assets.activation import ledger
+from lifecycle_assets.activation.policy import ONE_INBOX_REASON, CapCounter, ContactPolicy, customer_zones, plan_day, send_at
 from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, parse_model
 from lifecycle_assets.activation.client import (
     SendGridAuthError,
@@ -58,6 +63,11 @@ class Letter:
     trigger: str
     template_name: str
     personalisation: dict
+    priority: int | None = None
+    valid_until: dt.date | None = None
+    deliver_on: dt.date | None = None  # the local day it should arrive on (birthday, anniversary); None: the next
+    send_at: int | None = None  # unix seconds, SendGrid's per-personalization send_at
+    planned_personalisation: str | None = None  # as planned, kept in the ledger if the letter is deferred
 
 
 @dataclass
@@ -86,6 +96,10 @@ class LetterPushResult:
     unknown: int = 0
     returned_to_planned: int = 0
     deferred_same_inbox_today: int = 0
+    deferred: int = 0
+    expired: int = 0
+    deferred_by_reason: dict[str, int] = field(default_factory=dict)
+    plan_day: dt.date | None = None
     mail_send_requests: int = 0
     suppressed_by_reason: dict[str, int] = field(default_factory=dict)
     accepted_by_template: dict[str, int] = field(default_factory=dict)
@@ -141,34 +155,51 @@ def current_recipients(connection) -> dict[str, tuple[str | None, str | None]]:
 
 
 def sendable_letters(connection) -> list[Letter]:
-    """Letters the ledger still owes, addressed as planned (`push_letters` readdresses them to the current address)."""
+    """Letters the ledger still owes, addressed as planned (`push_letters` readdresses them to the current address).
+
+    A letter the current plan holds is sent as the plan says now; a deferred letter the plan no longer
+    holds (its due day left the plan's window) is sent as it was planned. Ranked: priority (1 first),
+    then the validity that ends first.
+    """
     rows = connection.execute(
         """
-        select plan.letter_key, plan.customer_id, lower(trim(plan.email)), plan.first_name, plan.trigger,
-               plan.template_name, plan.personalisation
-        from marts.letters_planned as plan
-        join activation.send_ledger as ledger using (letter_key)
-        where ledger.state in ('planned', 'dry_run')
-        order by plan.priority, plan.template_name, plan.letter_key
+        select ledger.letter_key, ledger.customer_id, lower(trim(plan.email)),
+               case when plan.letter_key is null then ledger.first_name else plan.first_name end,
+               ledger.trigger, ledger.template_name,
+               case when plan.letter_key is null then ledger.personalisation else plan.personalisation end,
+               coalesce(plan.priority, ledger.priority), ledger.valid_until, ledger.deliver_on
+        from activation.send_ledger as ledger
+        left join marts.letters_planned as plan using (letter_key)
+        where ledger.state in ('planned', 'dry_run', 'deferred')
+          and (plan.letter_key is not null or ledger.personalisation is not null)
+        order by coalesce(plan.priority, ledger.priority) nulls last, ledger.valid_until nulls last, ledger.due_on,
+                 ledger.template_name, ledger.letter_key
         """
     ).fetchall()
     letters = []
-    for letter_key, customer_id, email, first_name, trigger, template_name, personalisation in rows:
+    for letter_key, customer_id, email, first_name, trigger, template_name, personalisation, priority, valid_until, deliver_on in rows:
         try:
             data = json.loads(personalisation) if personalisation else {}
         except ValueError:
             data = None
         letters.append(
-            Letter(letter_key, customer_id, email, first_name, trigger, template_name, data if isinstance(data, dict) else None)
+            Letter(
+                letter_key, customer_id, email, first_name, trigger, template_name,
+                data if isinstance(data, dict) else None, priority, valid_until, deliver_on,
+                planned_personalisation=personalisation,
+            )
         )
     return letters
 
 
-def inboxes_written_today(connection, recipients: dict[str, tuple[str | None, str | None]]) -> set[tuple[str, str]]:
-    """(address, letter type) pairs a letter already went to (or may have: claimed, unknown) today, UTC."""
+def inboxes_written_today(
+    connection, recipients: dict[str, tuple[str | None, str | None]], day: dt.date | None
+) -> set[tuple[str, str]]:
+    """(address, letter type) pairs a letter already went to (or may have: claimed, unknown) on this plan day."""
     rows = connection.execute(
         """select distinct customer_id, template_name from activation.send_ledger
-           where state in ('accepted', 'claimed', 'unknown') and claimed_at >= current_date"""
+           where state in ('accepted', 'claimed', 'unknown') and send_day = ?""",
+        [day],
     ).fetchall()
     return {(recipients[customer_id][0], template) for customer_id, template in rows if recipients.get(customer_id, (None,))[0]}
 
@@ -198,11 +229,14 @@ class LetterSender:
         if letter.first_name:
             recipient["name"] = letter.first_name
         data = {"first_name": letter.first_name, **letter.personalisation}
-        return {
+        personalization = {
             "to": [recipient],
             "dynamic_template_data": data,
             "custom_args": {"letter_key": letter.letter_key, "customer_id": str(letter.customer_id), "trigger": letter.trigger},
         }
+        if letter.send_at is not None:
+            personalization["send_at"] = letter.send_at
+        return personalization
 
     def send(self, template_id: str, template_name: str, letters: list[Letter]) -> BatchOutcome:
         outcome = BatchOutcome()
@@ -272,6 +306,7 @@ def push_letters(
     letters_per_request: int = MAX_PERSONALIZATIONS_PER_REQUEST,
     suppressions: dict[str, str] | None = None,
     webhook_retry_horizon_seconds: float = ledger.WEBHOOK_RETRY_HORIZON_SECONDS,
+    policy: ContactPolicy | None = None,
 ) -> LetterPushResult:
     """Send every sendable letter once; the ledger is written only from this (the calling) thread.
 
@@ -285,8 +320,13 @@ def push_letters(
     ledger.ensure_schema(connection)
     result.interrupted_claims_now_unknown = ledger.mark_interrupted_claims_unknown(connection)
     result.unknown_resolved = ledger.resolve_unknown_from_webhook(connection, webhook_retry_horizon_seconds)
-    result.newly_planned = ledger.plan_new_letters(connection)
+    policy = policy or ContactPolicy()
+    result.newly_planned = ledger.plan_new_letters(connection, policy.validity_days, policy.default_validity_days)
+    result.plan_day = day = plan_day(connection)
+    if day is not None:
+        result.expired = ledger.expire_stale(connection, day)
     letters = sendable_letters(connection)
+    # Control groups (issue 12, helper `lift`): its one call holds letters out here, before suppressions and caps.
     if not letters:
         return result
     template_ids = template_ids_for_sending()
@@ -295,27 +335,47 @@ def push_letters(
         session, sender.unsubscribe_group_id
     )
     recipients = current_recipients(connection)
-    written = inboxes_written_today(connection, recipients)
+    written = inboxes_written_today(connection, recipients, day)
+    caps = CapCounter.from_ledger(connection, policy, day, {customer: address for customer, (address, _) in recipients.items()})
+    zones, shop_zone = customer_zones(connection, policy), policy.shop_zone()
+    now = dt.datetime.now(dt.timezone.utc)
     suppress: dict[str, str] = {}
     failures: dict[str, str] = {}
+    defer: dict[str, str] = {}
+    send_times: dict[str, tuple[dt.datetime, str]] = {}
     to_send: dict[str, list[Letter]] = defaultdict(list)
-    for letter in letters:
+    for letter in letters:  # ranked: the first letters of a customer's day win its caps
         address, reason = recipients.get(letter.customer_id, (None, "unknown_customer"))
         reason = sendgrid_suppressed.get(address or "") or reason
         if reason:
             suppress[letter.letter_key] = reason
             continue
         letter.email = address  # the address current now, not the one the plan was made with
+        zone, zone_name = zones.get(letter.customer_id, (shop_zone, shop_zone.key))
+        arrives = send_at(policy, zone, now, letter.deliver_on)
         if (address, letter.template_name) in written:
-            result.deferred_same_inbox_today += 1  # stays planned: one letter of a type per inbox a day
+            result.deferred_same_inbox_today += 1
+            defer[letter.letter_key] = ONE_INBOX_REASON
         elif letter.template_name not in template_ids:
             failures[letter.letter_key] = f"no letter template named {letter.template_name!r} in the repository"
         elif letter.personalisation is None:
             failures[letter.letter_key] = "personalisation is not a JSON object"
+        elif (refusal := caps.refusal(letter.customer_id, address)) is not None:
+            defer[letter.letter_key] = refusal
+        elif arrives is None:
+            defer[letter.letter_key] = f"arrives on {letter.deliver_on}, more than 72 h ahead"
         else:
             written.add((address, letter.template_name))
+            caps.count(letter.customer_id, address)
+            letter.send_at = int(arrives.timestamp())
+            send_times[letter.letter_key] = (arrives.replace(tzinfo=None), zone_name)
             to_send[letter.template_name].append(letter)
     ledger.mark_suppressed(connection, suppress)
+    contents = {letter.letter_key: (letter.first_name, letter.planned_personalisation) for letter in letters if letter.letter_key in defer}
+    ledger.mark_deferred(connection, defer, contents)
+    result.deferred = len(defer)
+    for reason in defer.values():
+        result.deferred_by_reason[reason] = result.deferred_by_reason.get(reason, 0) + 1
     result.suppressed = len(suppress)
     for reason in suppress.values():
         result.suppressed_by_reason[reason] = result.suppressed_by_reason.get(reason, 0) + 1
@@ -337,7 +397,9 @@ def push_letters(
             template_name, batch = batches[position]
             position += 1
             request_id = uuid.uuid4().hex
-            claimed = set(ledger.claim(connection, [letter.letter_key for letter in batch], run_id, request_id))
+            claimed = set(ledger.claim(
+                connection, [letter.letter_key for letter in batch], run_id, request_id, send_day=day, send_times=send_times
+            ))
             batch = [letter for letter in batch if letter.letter_key in claimed]
             if batch:
                 future = pool.submit(sender.send, template_ids[template_name], template_name, batch)

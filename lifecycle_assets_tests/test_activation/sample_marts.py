@@ -111,7 +111,8 @@ def write_sample_marts(
         connection.execute(
             """create or replace table marts.letters_planned as
                select letter_key, customer_id, email, first_name, trigger, template_name,
-                      priority::integer as priority, fired_at, as_of, personalisation from letters_table"""
+                      priority::integer as priority, fired_at, as_of, personalisation,
+                      as_of as due_on, null::date as deliver_on from letters_table"""
         )
         write_audiences(connection, range(audience_customers), as_of)
     finally:
@@ -153,3 +154,39 @@ def write_audiences(connection, customer_numbers, as_of: dt.date, stage_shift: i
         ),
     )
     connection.execute("create or replace table marts.audiences as select * from audience_rows")
+
+
+def write_plan(connection, as_of: dt.date, letters: list[dict]) -> None:
+    """Replace marts.letters_planned with these letters of one plan day.
+
+    Each letter: customer (number), template, priority; optional trigger, instance, due_on,
+    deliver_on. The letter key follows the mart's trigger:customer:instance.
+    """
+    rows = {key: [] for key in ("letter_key", "customer_id", "email", "first_name", "trigger", "template_name",
+                                "priority", "fired_at", "as_of", "personalisation", "due_on", "deliver_on")}
+    for letter in letters:
+        number, template_name = letter["customer"], letter["template"]
+        trigger = letter.get("trigger", template_name)
+        due_on = letter.get("due_on", as_of)
+        rows["letter_key"].append(f"{trigger}:{customer_id_of(number)}:{letter.get('instance', due_on.isoformat())}")
+        rows["customer_id"].append(customer_id_of(number))
+        rows["email"].append(email_of(number))
+        rows["first_name"].append(f"Name{number}")
+        rows["trigger"].append(trigger)
+        rows["template_name"].append(template_name)
+        rows["priority"].append(letter["priority"])
+        rows["fired_at"].append(dt.datetime.combine(due_on, dt.time(9)))
+        rows["as_of"].append(as_of)
+        rows["personalisation"].append(json.dumps({
+            "first_name": f"Name{number}", "bonus_amount": 10.0, "bonus_expires_on": (as_of + dt.timedelta(days=7)).isoformat(),
+            "products": [{"product_id": "P1", "name": "Product 1"}], "recommendations": [], "stage": "active",
+            "trigger": trigger,
+        }))
+        rows["due_on"].append(due_on)
+        rows["deliver_on"].append(letter.get("deliver_on"))
+    plan = pyarrow.table(rows, schema=pyarrow.schema(
+        [(name, pyarrow.string()) for name in ("letter_key", "customer_id", "email", "first_name", "trigger", "template_name")]
+        + [("priority", pyarrow.int32()), ("fired_at", pyarrow.timestamp("us")), ("as_of", pyarrow.date32()),
+           ("personalisation", pyarrow.string()), ("due_on", pyarrow.date32()), ("deliver_on", pyarrow.date32())]
+    ))
+    connection.execute("create or replace table marts.letters_planned as select * from plan")

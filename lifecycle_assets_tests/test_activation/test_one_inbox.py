@@ -86,6 +86,6 @@ def test_two_customers_at_one_address_get_one_letter_of_a_type_a_day_and_a_reque
         addresses = [m["to"] for m in fake.sent_messages() if m["request_index"] == request_index]
         assert len(addresses) == len(set(addresses))
     states = ledger_rows(warehouse)
-    waiting = [key for key, row in states.items() if row[0] == "planned"]
+    waiting = [key for key, row in states.items() if row[0] == "deferred"]
     assert len(waiting) == 2, "the other two letters wait for another day, not lost and not failed"
     assert all(check.passed for check in result.get_asset_check_evaluations())

@@ -30,11 +30,11 @@ def shop_planning_every_letter_type() -> TinyShop:
         shop.order(f"m{number}", "milo", at(purchase_day), [("mug", 1)])
     shop.customer("walt", at(200)).order("w1", "walt", at(AS_OF - 90), [("mug", 1)])  # winback 90
     shop.customer("bert", at(100)).order("b1", "bert", at(150)).order("b2", "bert", at(AS_OF - 1))  # welcome back
-    shop.customer("anna", at(AS_OF - 366))  # registered a year ago today: anniversary
+    shop.customer("anna", at(AS_OF - 364))  # registered a year ago the day after tomorrow: anniversary (due 2 days ahead)
     shop.customer("jude", at(200))  # fifth order today: purchase jubilee
     for number in range(5):
         shop.order(f"j{number}", "jude", at(AS_OF - 8 + 2 * number), [("filter", 1)])
-    shop.customer("bill", at(250), birthday=dt.date(1990, 2, 4))
+    shop.customer("bill", at(250), birthday=dt.date(1990, 2, 6))  # birthday the day after tomorrow (due 2 days ahead)
     return shop.seen_until(at(AS_OF, 23, 59))
 
 

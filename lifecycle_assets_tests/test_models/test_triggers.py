@@ -239,8 +239,9 @@ def test_welcome_back_series_in_the_first_month_after_returning(build):
 @pytest.mark.parametrize(
     ("registered", "as_of", "key"),
     [
-        pytest.param(dt.date(2023, 1, 5), dt.date(2024, 1, 5), "anniversary:ann:2024", id="first-anniversary"),
-        pytest.param(dt.date(2020, 2, 29), dt.date(2023, 2, 28), "anniversary:ann:2023", id="leap-day-on-feb-28"),
+        # due two days before the local date it arrives on (deliver_on)
+        pytest.param(dt.date(2023, 1, 5), dt.date(2024, 1, 3), "anniversary:ann:2024", id="first-anniversary"),
+        pytest.param(dt.date(2020, 2, 29), dt.date(2023, 2, 26), "anniversary:ann:2023", id="leap-day-on-feb-28"),
     ],
 )
 def test_registration_anniversary(build, registered, as_of, key):
@@ -261,8 +262,10 @@ def test_purchase_jubilee_on_the_fifth_order(build):
 
 def test_birthday(build):
     shop = TinyShop().product("p1").customer("ann", at(0), birthday=dt.date(1990, 3, 10))
-    assert "birthday:ann:2024" in build(shop, as_of=(dt.date(2024, 3, 10) - day(0)).days).letters("ann")
-    assert "birthday" not in build(shop, as_of=(dt.date(2024, 3, 12) - day(0)).days).triggers("ann")
+    # due two days before the local date it arrives on (deliver_on), which the push schedules
+    letter = build(shop, as_of=(dt.date(2024, 3, 8) - day(0)).days).letters("ann")["birthday:ann:2024"]
+    assert (letter["due_on"], letter["deliver_on"]) == (dt.date(2024, 3, 8), dt.date(2024, 3, 10))
+    assert "birthday" not in build(shop, as_of=(dt.date(2024, 3, 10) - day(0)).days).triggers("ann")
 
 
 @pytest.mark.parametrize(
