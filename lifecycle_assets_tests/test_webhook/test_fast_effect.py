@@ -53,10 +53,10 @@ def test_webhook_events_suppress_letters_and_list_membership_at_the_next_push(tm
         assert sensor_ingests_webhook_files(landing, warehouse) == [today()]
 
         # The next day's build plans a second letter for everyone; audiences are as the daily run built them.
-        # (The first push is moved to yesterday: one letter of a type per inbox and day would hold it back today.)
-        with duckdb.connect(str(warehouse)) as connection:
-            connection.execute("update activation.send_ledger set claimed_at = claimed_at - interval 1 day")
+        # (A plan of the next day: one letter per inbox and day would hold a second one back on the same plan day.)
         copy_marts(warehouse, sample, instances=2)
+        with duckdb.connect(str(warehouse)) as connection:
+            connection.execute("update marts.letters_planned set as_of = as_of + 1")
         push(warehouse, sendgrid)
         left_lists = time.monotonic() - posted
 
