@@ -63,7 +63,6 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
     daily_lifecycle = dg.define_asset_job(
         "daily_lifecycle",
         selection=DAILY_SELECTION,
-        partitions_def=partitions,
         description="Ingest one landing day (the partition) with every blocking quality check, then rebuild "
         "the quarantine summary and the whole lifecycle: stages, segments, triggers, planned letters, audiences, "
         "report. Launch it for a past day to redo that day.",
@@ -72,7 +71,6 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
     hourly_triggers = dg.define_asset_job(
         "hourly_triggers",
         selection=HOURLY_SELECTION,
-        partitions_def=partitions,
         description="Re-ingest today's landing day as it stands and rebuild the models behind "
         "marts.letters_planned, so abandoned-cart and abandoned-browse letters go out within the hour. "
         "The whole-day volume checks are left to the daily run: a day still landing is small by design.",

@@ -34,7 +34,7 @@ def ingest_entity(
     days = landing_days(context)
     with duckdb.get_connection() as con:
         configure(con, landing.memory_limit, landing.temp_directory or None)
-        outcome = ingest_days(con, Path(landing.root), entity, days, context.run_id)
+        outcome = ingest_days(con, Path(landing.root), entity, days, context.run.run_id)
 
     # Reasons name the file and the line, never a row's content.
     for rejected in outcome.rejected_files:

@@ -37,7 +37,6 @@ def webhook_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Definiti
         JOB_NAME,
         selection=dg.AssetSelection.assets(RAW_INTERACTIONS)
         - dg.AssetSelection.checks(dg.AssetCheckKey(RAW_INTERACTIONS, VOLUME_ANOMALY_CHECK)),
-        partitions_def=partitions,
         description="Re-ingest one landing day of raw.interactions, so SendGrid events the webhook landed "
         "(unsubscribes, bounces, spam reports, deliveries) are in the warehouse within minutes. "
         "The whole-day volume check is left to the daily run.",

@@ -49,7 +49,7 @@ def test_landing_data_ends_up_in_sendgrid_and_a_rerun_sends_nothing_new(project)
             },
         )
         assert pipeline.success
-        job = defs.get_job_def("push_to_sendgrid")
+        job = defs.resolve_job_def("push_to_sendgrid")
         assert job.execute_in_process(instance=instance).success
 
         with duckdb.connect(str(warehouse), read_only=True) as connection:

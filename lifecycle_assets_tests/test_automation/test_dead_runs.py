@@ -65,7 +65,7 @@ def hourly_tick(instance: dg.DagsterInstance):
     context = dg.build_schedule_context(
         instance=instance, scheduled_execution_time=NEXT_HOUR, repository_def=definitions.get_repository_def()
     )
-    return definitions.get_schedule_def("hourly_triggers_schedule").evaluate_tick(context)
+    return definitions.resolve_schedule_def("hourly_triggers_schedule").evaluate_tick(context)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def definitions() -> dg.Definitions:
 
 
 def tick(definitions, schedule_name: str, at: datetime, instance: dg.DagsterInstance):
-    schedule = definitions.get_schedule_def(schedule_name)
+    schedule = definitions.resolve_schedule_def(schedule_name)
     context = dg.build_schedule_context(
         instance=instance, scheduled_execution_time=at, repository_def=definitions.get_repository_def()
     )
@@ -37,7 +37,7 @@ def test_daily_schedule_builds_the_day_that_just_closed(definitions):
         result = tick(definitions, "daily_lifecycle_schedule", datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc), instance)
     [request] = result.run_requests
     assert request.partition_key == "2026-03-01"
-    assert definitions.get_schedule_def("daily_lifecycle_schedule").job_name == "daily_lifecycle"
+    assert definitions.resolve_schedule_def("daily_lifecycle_schedule").job_name == "daily_lifecycle"
 
 
 def test_daily_schedule_queues_even_while_another_run_writes_the_warehouse(definitions):

@@ -55,7 +55,7 @@ def sensor_ingests_webhook_files(landing: Path, warehouse: Path) -> list[str]:
         webhook_definitions(partitions),
         dg.Definitions(resources=resources),
     )
-    sensor = definitions.get_sensor_def("ingest_webhook_events_sensor")
+    sensor = definitions.resolve_sensor_def("ingest_webhook_events_sensor")
     with dg.DagsterInstance.ephemeral() as instance:
         tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, definitions=definitions))
         days = [request.partition_key for request in tick.run_requests]
