@@ -122,6 +122,15 @@ def _missing_rules(entity: Entity) -> list[tuple[str, str]]:
         for c in entity.columns
         if c.required_with
     ]
+    if entity.partial_rows_without:
+        # A change row must change something besides its time.
+        changed = [q(c.name) for c in entity.columns if c.name not in (*entity.key, "updated_at", entity.partial_rows_without)]
+        rules.append(
+            (
+                f"{q(entity.partial_rows_without)} IS NULL AND {' AND '.join(f'{c} IS NULL' for c in changed)}",
+                f"missing_required:{entity.partial_rows_without}",
+            )
+        )
     if entity.name == "interactions":
         rules += [
             (f"event_type IN {_in(EMAIL_EVENT_TYPES)} AND customer_id IS NULL", "missing_required:customer_id"),

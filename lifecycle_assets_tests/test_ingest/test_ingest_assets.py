@@ -71,7 +71,7 @@ BAD_ROWS = [
     pytest.param("customers", customer(92, birthday="31/12/1990"), "unparsable_date:birthday", id="bad-date"),
     pytest.param("customers", customer(93, marketing_consent="maybe"), "unparsable_boolean:marketing_consent", id="bad-boolean"),
     pytest.param("customers", customer(94, email="no-at-sign.example.com"), "malformed_email", id="malformed-email"),
-    pytest.param("customers", customer(1, first_name="Again"), "duplicate_id", id="duplicate-id-same-day"),
+    pytest.param("customers", customer(1), "duplicate_id", id="exact-copy-same-day"),
     pytest.param("orders", order(80, customer_id="c1", total_amount="12,50"), "unparsable_number:total_amount", id="bad-number"),
     pytest.param("orders", order(81, customer_id="c1", total_amount="-5"), "negative_value:total_amount", id="negative-amount"),
     pytest.param("orders", order(82, customer_id="c1", status="shipped"), "unknown_status", id="unknown-status"),
@@ -133,7 +133,7 @@ def test_bad_row_is_quarantined_with_its_reason(dirty_day, entity, row, reason):
         [entity, f"{entity}/date={DAY}/z_bad_%"],
     )
     as_delivered = {column: value or None for column, value in row.items()}  # an empty CSV cell reads as null
-    matching = [q for q in quarantined if json.loads(q[2]) == as_delivered]
+    matching = [q for q in quarantined if {c: json.loads(q[2]).get(c) for c in row} == as_delivered]
     assert len(matching) == 1, quarantined
     assert matching[0][0] == reason
     assert matching[0][1] == 1  # the row number within its file
