@@ -177,7 +177,7 @@ def plain_email_sql(value: str) -> str:
     """SQL: the address has the plain ASCII shape email-validator always accepts (no need to ask it)."""
     return (
         f"(length({value}) <= {PLAIN_EMAIL_MAX_LENGTH} AND regexp_full_match({value}, {lit(PLAIN_EMAIL_PATTERN)}) "
-        f"AND NOT regexp_matches(lower({value}), {lit(SPECIAL_USE_TLD_PATTERN)}))"
+        f"AND NOT regexp_matches({value}, {lit(SPECIAL_USE_TLD_PATTERN)}, 'i'))"
     )
 
 
@@ -194,11 +194,13 @@ def find_malformed_emails(con: duckdb.DuckDBPyConnection, entity: Entity, cleane
     """Fill the temp table `malformed_emails` with the landed addresses email-validator rejects."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {MALFORMED_EMAILS_TABLE} (address VARCHAR)")
     for column in (c for c in entity.columns if c.type == "email"):
-        value = cleaned[column.name]
+        # A plain address has no whitespace to trim: the shape is checked on the value as landed (cheaper),
+        # the others are judged as the row rules see them (trimmed).
         unusual = con.execute(
-            f"SELECT DISTINCT {value} FROM {LANDED_TABLE} WHERE {value} IS NOT NULL AND NOT {plain_email_sql(value)}"
+            f"SELECT DISTINCT {cleaned[column.name]} FROM {LANDED_TABLE} "
+            f"WHERE {q(column.name)} IS NOT NULL AND NOT {plain_email_sql(q(column.name))}"
         ).fetchall()
-        malformed = [(address,) for (address,) in unusual if not is_valid_email(address)]
+        malformed = [(address,) for (address,) in unusual if address is not None and not is_valid_email(address)]
         if malformed:
             con.executemany(f"INSERT INTO {MALFORMED_EMAILS_TABLE} VALUES (?)", malformed)
 
