@@ -1,4 +1,4 @@
--- description: Orders placed by the end of the as-of day, each in its latest status landed on or before that day (completed, cancelled, refunded); only completed orders are purchases.
+-- description: Orders placed by the end of the as-of day, each in its latest status landed on or before that day (completed, cancelled, refunded); only completed orders are purchases. The latest change is the row with the latest change time (updated_at, else ordered_at), then the later landing day; on a tie a later status in an order's life (cancelled, refunded) wins over completed, then the later file and row (docs/data_contract.md).
 -- owners: team:data
 -- unique_key: order_id
 -- count_by: status
@@ -18,9 +18,12 @@ from (
         partition by order_id
         order by
             (_landing_date <= $as_of::date) desc,
+            case when _landing_date <= $as_of::date then coalesce(updated_at, ordered_at) end desc,
             case when _landing_date <= $as_of::date then _landing_date end desc,
             _landing_date asc,
-            _row_number asc
+            status <> 'completed' desc,
+            _source_file desc,
+            _row_number desc
     ) = 1
 ) as latest
 where ordered_at < $as_of::date + 1

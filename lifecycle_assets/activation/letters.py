@@ -48,8 +48,11 @@ SENDGRID_SUPPRESSION_LISTS = {
 SUPPRESSION_PAGE_SIZE = 500
 RECIPIENT_RULE = SQL_MODELS_DIR / "intermediate" / "letter_recipients.sql"
 # The freshest row per customer, whatever day it landed: a withdrawal landed after the build still wins.
-LATEST_CUSTOMER_ROWS = """(select customer_id, email, marketing_consent from raw.customers
-    qualify row_number() over (partition by customer_id order by _landing_date desc, _row_number desc) = 1)"""
+# The freshest state of every customer by staging's own rule (the latest change by its time wins, a
+# partial row changes only what it carries, a withdrawal wins a tie), over everything landed so far.
+LATEST_CUSTOMER_ROWS = "(" + parse_model(SQL_MODELS_DIR / "staging" / "stg_customers.sql").select_sql.replace(
+    "$as_of", "DATE '9999-12-30'"
+) + ")"
 NO_INTERACTIONS = "(select null::varchar as customer_id, null::varchar as event_type where false)"
 PERSONALIZATION_FIELD = re.compile(r"personalizations\.(\d+)")
 

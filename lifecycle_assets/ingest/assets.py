@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.ingest.contract import ENTITIES, Entity
@@ -19,6 +20,12 @@ from lifecycle_assets.ingest.resources import LandingZone
 from lifecycle_assets.metadata import frame_table
 
 OWNERS = ["team:data"]
+# Fails when a landing file of the run was not ingested: a whole file lost must stop what follows.
+LANDING_FILES_CHECK = "all_landing_files_ingested"
+# Recorded but not judged: names starting with "." or "_" are the OS's or an exporter's (.DS_Store,
+# _SUCCESS); an operator may also park a rejected file under such a name to let the day go on.
+NOT_JUDGED_REASONS = ("hidden_file",)
+SAMPLE_FILES = 20
 
 
 def landing_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
@@ -45,7 +52,22 @@ def ingest_entity(
             f"({', '.join(f'{r}: {n}' for r, n in outcome.reasons.iter_rows())}); see quality.quarantined_rows"
         )
     bad_files = outcome.rejected_frame(entity.name)
+    lost = bad_files.filter(~pl.col("reason").is_in(NOT_JUDGED_REASONS))
+    landing_files_check = dg.AssetCheckResult(
+        check_name=LANDING_FILES_CHECK,
+        passed=lost.is_empty(),
+        metadata={
+            "files_not_ingested": lost.height,
+            "files_recorded_not_judged": bad_files.height - lost.height,
+            "files": dg.MetadataValue.md(frame_table(lost.head(SAMPLE_FILES).select("landing_date", "source_file", "reason"))),
+            "find_them": dg.MetadataValue.text(
+                f"SELECT * FROM quality.quarantined_files WHERE entity = '{entity.name}' "
+                f"AND (landing_date BETWEEN '{days[0]}' AND '{days[-1]}' OR landing_date IS NULL)"
+            ),
+        },
+    )
     return dg.MaterializeResult(
+        check_results=[landing_files_check],
         metadata={
             "dagster/row_count": outcome.rows_stored,
             "landing_days": len(days),
@@ -74,6 +96,16 @@ def build_ingest_asset(entity: Entity, partitions: dg.PartitionsDefinition) -> d
         description=f"{entity.description} Ingested from data/landing/{entity.name}/date=*/, one "
         "partition per landing day; rejected rows and files go to the quality.quarantined_* tables.",
         metadata={"landing_entity": entity.name, "unique_key": ", ".join(entity.key)},
+        check_specs=[
+            dg.AssetCheckSpec(
+                LANDING_FILES_CHECK,
+                asset=dg.AssetKey(["raw", entity.name]),
+                blocking=True,
+                description=f"Every entry of the run's {entity.name} landing days was ingested: a file rejected "
+                "as a whole (unreadable, not UTF-8, missing columns, empty), an unsupported or nested one, a "
+                "bad folder name or a symlink out of the landing zone fails it; hidden files are only recorded.",
+            )
+        ],
     )
     def ingest(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingZone):
         return ingest_entity(context, entity, duckdb, landing)

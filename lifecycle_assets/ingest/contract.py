@@ -66,6 +66,9 @@ class Entity:
     # Rows of one id that differ within a landing day are changes (kept; the latest wins in
     # staging), not duplicates. Only an exact copy of an earlier row is then `duplicate_id`.
     changes_within_day: bool = False
+    # A row without this column is a change of an existing record: it changes only the columns it
+    # carries (customers: a consent withdrawal needs no registration time), and must carry one.
+    partial_rows_without: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -79,17 +82,37 @@ class Entity:
 CUSTOMERS = Entity(
     name="customers",
     key=("customer_id",),
-    description="Registered (identified) shop customers. A later landing day's row for the same "
-    "customer_id is an update of that customer.",
+    description="Registered (identified) shop customers. Every row is a change of its customer: the "
+    "latest change by its time wins, whichever day and file it lands in; a row without registered_at "
+    "changes only the fields it carries (a consent withdrawal).",
     columns=(
         Column("customer_id", "string", description="The shop's customer id."),
-        Column("email", "email", description="Where letters go."),
+        Column("email", "email", required=False, required_with="registered_at", description="Where letters go."),
         Column("first_name", "string", required=False, description="Used to personalise letters."),
-        Column("registered_at", "timestamp", description="Registration time (ISO 8601, UTC if no offset)."),
+        Column(
+            "registered_at",
+            "timestamp",
+            required=False,
+            description="Registration time (ISO 8601, UTC if no offset); empty on a row that only changes a customer.",
+        ),
         Column("birthday", "date", required=False, description="YYYY-MM-DD."),
         Column("timezone", "string", required=False, description="IANA name, e.g. Europe/Berlin."),
-        Column("marketing_consent", "boolean", description="true/false (also 1/0, yes/no)."),
+        Column(
+            "marketing_consent",
+            "boolean",
+            required=False,
+            required_with="registered_at",
+            description="true/false (also 1/0, yes/no).",
+        ),
+        Column(
+            "updated_at",
+            "timestamp",
+            required=False,
+            description="When the row's values became true in the shop (a consent change's time); the latest wins.",
+        ),
     ),
+    changes_within_day=True,
+    partial_rows_without="registered_at",
 )
 
 PRODUCTS = Entity(
@@ -115,15 +138,17 @@ PRODUCTS = Entity(
 ORDERS = Entity(
     name="orders",
     key=("order_id",),
-    description="Orders. A later landing day's row for the same order_id is a status change "
-    "(for example completed -> refunded).",
+    description="Orders. Another row for the same order_id, on the same or a later landing day, is a "
+    "status change (for example completed -> refunded); the latest change by its time wins.",
     columns=(
         Column("order_id", "string"),
         Column("customer_id", "string"),
         Column("ordered_at", "timestamp"),
         Column("status", "string", allowed=ORDER_STATUSES),
         Column("total_amount", "amount", non_negative=True),
+        Column("updated_at", "timestamp", required=False, description="When the order got this status."),
     ),
+    changes_within_day=True,
     references=(("customer_id", "customers", "customer_id"),),
     depends_on=("customers",),
 )

@@ -85,6 +85,8 @@ def find_landing_files(root: Path, entity: Entity, days: list[date]) -> tuple[li
     wanted = set(days)
     files: list[LandingFile] = []
     skipped: list[RejectedFile] = []
+    if entity_folder.is_symlink() and not entity_folder.resolve().is_relative_to(root):
+        return files, [RejectedFile(entity.name, "symlink_outside_landing", None)]
     if not entity_folder.is_dir():
         return files, skipped
     day_folders: list[tuple[Path, date]] = []

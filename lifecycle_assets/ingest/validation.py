@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import duckdb
 import polars as pl
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from lifecycle_assets.ingest.contract import (
     AMOUNT_SQL_TYPE,
@@ -24,7 +25,13 @@ from lifecycle_assets.ingest.contract import (
 )
 from lifecycle_assets.ingest.landing import LANDED_TABLE
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
+# Addresses are judged by email-validator (syntax only, no DNS lookup). Calling it for every row would
+# cost seconds per million rows, so SQL first admits the plain ASCII shape it always accepts (a test
+# holds the two together) and only the other distinct addresses, usually a handful, go to Python.
+PLAIN_EMAIL_PATTERN = r"[A-Za-z0-9_+-]+([.][A-Za-z0-9_+-]+)*@([A-Za-z0-9]+(-[A-Za-z0-9]+)*[.])+[A-Za-z]{2,24}"
+PLAIN_EMAIL_MAX_LENGTH = 64
+SPECIAL_USE_TLD_PATTERN = r"[.](" + "|".join(SPECIAL_USE_DOMAIN_NAMES) + r")$"
+MALFORMED_EMAILS_TABLE = "malformed_emails"
 OFFSET_PATTERN = r"[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|[Zz])$"
 AMOUNT_PATTERN = r"[+-]?([0-9]+([.][0-9]{0,2})?|[.][0-9]{1,2})"
 TRUE_WORDS = ("true", "1", "yes", "t", "y")
@@ -115,6 +122,15 @@ def _missing_rules(entity: Entity) -> list[tuple[str, str]]:
         for c in entity.columns
         if c.required_with
     ]
+    if entity.partial_rows_without:
+        # A change row must change something besides its time.
+        changed = [q(c.name) for c in entity.columns if c.name not in (*entity.key, "updated_at", entity.partial_rows_without)]
+        rules.append(
+            (
+                f"{q(entity.partial_rows_without)} IS NULL AND {' AND '.join(f'{c} IS NULL' for c in changed)}",
+                f"missing_required:{entity.partial_rows_without}",
+            )
+        )
     if entity.name == "interactions":
         rules += [
             (f"event_type IN {_in(EMAIL_EVENT_TYPES)} AND customer_id IS NULL", "missing_required:customer_id"),
@@ -144,7 +160,7 @@ def row_rules(entity: Entity) -> list[tuple[str, str]]:
             reason = "unknown_status" if c.name == "status" else f"unknown_{c.name}"
             rules.append((f"{q(c.name)} IS NOT NULL AND {q(c.name)} NOT IN {_in(c.allowed)}", lit(reason)))
     rules += [
-        (f"{q(c.name)} IS NOT NULL AND NOT regexp_matches({q(c.name)}, {lit(EMAIL_PATTERN)})", lit("malformed_email"))
+        (f"{q(c.name)} IN (SELECT address FROM {MALFORMED_EMAILS_TABLE})", lit("malformed_email"))
         for c in entity.columns
         if c.type == "email"
     ]
@@ -155,6 +171,38 @@ def row_rules(entity: Entity) -> list[tuple[str, str]]:
         if c.type == "timestamp"
     ]
     return rules
+
+
+def plain_email_sql(value: str) -> str:
+    """SQL: the address has the plain ASCII shape email-validator always accepts (no need to ask it)."""
+    return (
+        f"(length({value}) <= {PLAIN_EMAIL_MAX_LENGTH} AND regexp_full_match({value}, {lit(PLAIN_EMAIL_PATTERN)}) "
+        f"AND NOT regexp_matches({value}, {lit(SPECIAL_USE_TLD_PATTERN)}, 'i'))"
+    )
+
+
+def is_valid_email(address: str) -> bool:
+    """email-validator's verdict on the address's syntax; deliverability (DNS) is never checked."""
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+def find_malformed_emails(con: duckdb.DuckDBPyConnection, entity: Entity, cleaned: dict[str, str]) -> None:
+    """Fill the temp table `malformed_emails` with the landed addresses email-validator rejects."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {MALFORMED_EMAILS_TABLE} (address VARCHAR)")
+    for column in (c for c in entity.columns if c.type == "email"):
+        # A plain address has no whitespace to trim: the shape is checked on the value as landed (cheaper),
+        # the others are judged as the row rules see them (trimmed).
+        unusual = con.execute(
+            f"SELECT DISTINCT {cleaned[column.name]} FROM {LANDED_TABLE} "
+            f"WHERE {q(column.name)} IS NOT NULL AND NOT {plain_email_sql(q(column.name))}"
+        ).fetchall()
+        malformed = [(address,) for (address,) in unusual if address is not None and not is_valid_email(address)]
+        if malformed:
+            con.executemany(f"INSERT INTO {MALFORMED_EMAILS_TABLE} VALUES (?)", malformed)
 
 
 def _case(rules: list[tuple[str, str]]) -> str:
@@ -172,7 +220,9 @@ def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
     names = entity.column_names
     # The quarantined row as delivered (before trimming), looked up in `landed` for bad rows only.
     raw_row = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {LANDED_TABLE}.{q(c)}" for c in names) + "))"
-    cleaned = ", ".join(f"nullif(trim({q(c)}, {lit(WHITESPACE)}), '') AS {q(c)}" for c in names)
+    cleaned_value = {c: f"nullif(trim({q(c)}, {lit(WHITESPACE)}), '')" for c in names}
+    cleaned = ", ".join(f"{value} AS {q(c)}" for c, value in cleaned_value.items())
+    find_malformed_emails(con, entity, cleaned_value)
     typed_columns = ", ".join(f"{parse_sql(c)} AS {typed(c)}" for c in entity.columns)
     # Within a landing day the first row of an id wins (by file name, then row): a later row is a
     # duplicate. Where the contract allows changes within a day, only an exact copy is a duplicate.

@@ -154,7 +154,7 @@ def convert_cdnow(landing_root: str | Path, source: Path | None = None) -> dict:
         for (day,), part in frame.partition_by("day", as_dict=True, maintain_order=True).items():
             folder = root / entity / f"date={day.isoformat()}"
             folder.mkdir(parents=True, exist_ok=True)
-            part.select(columns).write_csv(folder / f"cdnow_{entity}_{day.isoformat()}.csv")
+            part.select(c for c in columns if c in part.columns).write_csv(folder / f"cdnow_{entity}_{day.isoformat()}.csv")
             files += 1
 
     summary = {

@@ -189,7 +189,7 @@ def write_bad_files(root: Path, days: int, base_epoch: int) -> dict[str, list[st
         path.write_bytes(content)
         written.setdefault(reason, []).append(path.relative_to(root).as_posix())
 
-    customer_header = ",".join(ENTITIES["customers"].column_names)
+    customer_header = ",".join(c for c in ENTITIES["customers"].column_names if c != "updated_at")
     put(
         "not_utf8",
         "customers",
@@ -213,14 +213,15 @@ def write_bad_files(root: Path, days: int, base_epoch: int) -> dict[str, list[st
             + '\n{"event_id": "EF000000002", "occurred_at": "' + noon + '", "event_type": "page_vi\n'
         ).encode(),
     )
-    without_consent = [c for c in ENTITIES["customers"].column_names if c != "marketing_consent"]
+    # A partner's export keyed by its own id: without customer_id no row can be matched to a customer.
+    without_id = [c for c in customer_header.split(",") if c != "customer_id"]
     put(
-        "missing_columns:marketing_consent",
+        "missing_columns:customer_id",
         "customers",
         "partner_signups.csv",
         (
-            ",".join(without_consent) + "\n"
-            f"CF000003,partner.one.f3@example.com,Lina,{noon},,UTC\n"
+            ",".join(without_id) + "\n"
+            f"partner.one.f3@example.com,Lina,{noon},,UTC,true\n"
         ).encode(),
     )
     put("unsupported_format", "orders", "orders_export.xlsx", b"PK\x03\x04" + garbage[:512])

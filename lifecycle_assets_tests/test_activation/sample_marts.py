@@ -61,6 +61,11 @@ def write_sample_marts(
                 "marketing_consent": [n not in without_consent for n in range(customers)],
                 "_landing_date": [as_of for _ in range(customers)],
                 "_row_number": list(range(1, customers + 1)),
+                # The rest of the contract's columns (docs/data_contract.md section 2), empty.
+                "birthday": pyarrow.nulls(customers, pyarrow.date32()),
+                "timezone": pyarrow.nulls(customers, pyarrow.string()),
+                "updated_at": pyarrow.nulls(customers, pyarrow.timestamp("us")),
+                "_source_file": [f"customers/date={as_of.isoformat()}/customers.csv" for _ in range(customers)],
             }
         )
         connection.execute("create or replace table raw.customers as select * from customer_table")

@@ -56,9 +56,9 @@ def test_the_letter_goes_to_the_address_current_at_send_time(fake, tmp_path):
     with duckdb.connect(str(warehouse)) as connection:
         # After the plan was built, customer 3 changed address (a later customers row).
         connection.execute(
-            """insert into raw.customers
-               select customer_id, 'New.Address3@Example.com ', first_name, registered_at, marketing_consent,
-                      _landing_date + 1, _row_number from raw.customers where customer_id = ?""",
+            """insert into raw.customers by name
+               select customer_id, 'New.Address3@Example.com ' as email, first_name, registered_at, marketing_consent,
+                      _landing_date + 1 as _landing_date, _row_number, _source_file from raw.customers where customer_id = ?""",
             [customer_id_of(3)],
         )
 
