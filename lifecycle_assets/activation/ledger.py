@@ -16,6 +16,7 @@ States:
   suppressed  never sent: suppression_reason says why (unsubscribed, bounced, no consent, ...)
   unknown     the request may have reached SendGrid, no answer came back; shown to operators
   dry_run     written to the outbox by a run without an API key; a real run still sends it
+  held_out    never sent: the plan put it in a control group (activation/holdout.py; suppression_reason says which)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 SENDABLE_STATES = ("planned", "dry_run")
-ALL_STATES = ("planned", "claimed", "accepted", "failed", "suppressed", "unknown", "dry_run")
+ALL_STATES = ("planned", "claimed", "accepted", "failed", "suppressed", "unknown", "dry_run", "held_out")
 
 SCHEMA_SQL = """
 create schema if not exists activation;

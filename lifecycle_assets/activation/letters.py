@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from lifecycle_assets.activation import ledger
+from lifecycle_assets.activation import holdout, ledger
 from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, parse_model
 from lifecycle_assets.activation.client import (
     SendGridAuthError,
@@ -286,7 +286,7 @@ def push_letters(
     result.interrupted_claims_now_unknown = ledger.mark_interrupted_claims_unknown(connection)
     result.unknown_resolved = ledger.resolve_unknown_from_webhook(connection, webhook_retry_horizon_seconds)
     result.newly_planned = ledger.plan_new_letters(connection)
-    letters = sendable_letters(connection)
+    letters = holdout.hold_out_letters(connection, sendable_letters(connection))  # control groups: held_out, never sent
     if not letters:
         return result
     template_ids = template_ids_for_sending()
