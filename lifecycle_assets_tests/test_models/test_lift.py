@@ -8,6 +8,7 @@ import math
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -130,3 +131,39 @@ def test_letters_inside_their_attribution_window_are_not_judged_yet(pushed_shop)
     assert rows["welcome"]["verdict"].startswith("not enough data yet")
     assert metadata["lift/welcome/sent"] == 0 and "lift/welcome/lift_points" not in metadata
     assert rows["winback"]["verdict"].startswith("not enough data yet")  # every letter type has its row
+
+
+def first_purchase_after_registration(effect: float) -> tuple[dict[int, int | None], dict[int, bool]]:
+    """Customer number -> days from registration to first order (None: never), and -> has consent."""
+    from lifecycle_assets.sample_data.letter_effect import LetterEffect
+    from lifecycle_assets.sample_data.simulation import SECONDS_PER_DAY, ShopPlan, simulate_chunk
+
+    plan = ShopPlan.draw(7, 6000, 60, 0, chunk_customers=6000, letter_effect=LetterEffect(effect) if effect else None)
+    frames = simulate_chunk(plan, 0)
+    customers = frames["customers"].filter(pl.col("_file") == 0)
+    registered = dict(zip(customers["number"], customers["registered"] // SECONDS_PER_DAY))
+    first = {}
+    for number, second in frames["orders"].group_by("customer").agg(pl.col("ordered").min()).iter_rows():
+        first[number] = second // SECONDS_PER_DAY - registered[number]
+    return {number: first.get(number) for number in registered}, dict(zip(customers["number"], customers["consent"]))
+
+
+def test_the_sample_shop_nudges_welcome_letter_recipients_and_never_the_held_out():
+    from lifecycle_assets.sample_data.letter_effect import LetterEffect, customer_id
+
+    base, consent = first_purchase_after_registration(0.0)
+    nudged, _ = first_purchase_after_registration(0.5)
+    gets_letter = LetterEffect().receives_letter
+    recipients = [n for n in base if consent[n] and gets_letter(customer_id(n, 6000))]
+    held_out = [n for n in base if consent[n] and not gets_letter(customer_id(n, 6000))]
+    assert len(held_out) > 600
+
+    def in_window(days: int | None) -> bool:
+        return days is not None and 1 <= days <= 7
+
+    assert [in_window(nudged[n]) for n in held_out] == [in_window(base[n]) for n in held_out]
+    # Of the recipients who would neither have bought on the day nor within the week, half now buy within it.
+    open_to_the_letter = [n for n in recipients if base[n] is None or base[n] > 7]
+    moved = sum(in_window(nudged[n]) for n in open_to_the_letter) / len(open_to_the_letter)
+    assert 0.45 < moved < 0.55
+    assert all(nudged[n] == base[n] for n in recipients if base[n] is not None and base[n] <= 7)
