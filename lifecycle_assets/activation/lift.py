@@ -6,8 +6,9 @@ completed orders of staging.stg_orders. A letter counts once its attribution win
 its customer completed an order in the window's days after the planned day. Held-out letters are
 chosen by a hash, at random with respect to buying, so sent vs held out is a randomised comparison.
 
-Statistics come from statsmodels (score interval and test for two independent proportions, which
-stay sound for rare conversions and small groups) and scipy (Welch's t for revenue per recipient).
+Statistics come from statsmodels (Newcombe's score interval and the score test for two independent
+proportions, sound for rare conversions and small groups) and scipy (Welch's t for revenue per
+recipient). The verdict reads the interval.
 """
 
 from __future__ import annotations
@@ -125,12 +126,15 @@ def compare(letter_type: str, sent: Group, held_out: Group, min_letters_per_grou
     from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
     counts = (sent.converted, sent.letters, held_out.converted, held_out.letters)
-    low, high = confint_proportions_2indep(*counts, method="score", compare="diff", alpha=1 - CONFIDENCE)
+    # Newcombe's hybrid score interval: closed form, sound with 0 or all conversions in a group (statsmodels'
+    # score-interval inversion fails to bracket a root on counts like 3/314 vs 1/53).
+    low, high = confint_proportions_2indep(*counts, method="newcomb", compare="diff", alpha=1 - CONFIDENCE)
     lift.lift_points = 100 * (sent.conversion - held_out.conversion)
     lift.lift_points_low, lift.lift_points_high = 100 * float(low), 100 * float(high)
-    lift.p_value = float(test_proportions_2indep(*counts, method="score", compare="diff").pvalue)
+    p_value = float(test_proportions_2indep(*counts, method="score", compare="diff").pvalue)
+    lift.p_value = p_value if math.isfinite(p_value) else None
     if held_out.converted and sent.converted:
-        ratio_low, ratio_high = confint_proportions_2indep(*counts, method="score", compare="ratio", alpha=1 - CONFIDENCE)
+        ratio_low, ratio_high = confint_proportions_2indep(*counts, method="log-adjusted", compare="ratio", alpha=1 - CONFIDENCE)
         lift.relative_lift = sent.conversion / held_out.conversion - 1
         lift.relative_lift_low, lift.relative_lift_high = float(ratio_low) - 1, float(ratio_high) - 1
     _revenue_lift(lift, sent, held_out)

@@ -98,3 +98,41 @@ def replay_letter_days(connection, first_day: dt.date, last_day: dt.date, settin
         ledger.mark_dry_run(connection, ledger.claim(connection, to_send, f"replay-{day}"))
         day += dt.timedelta(days=1)
     return recorded
+
+
+def plant_letter_effect(connection, letter_type: str, extra_probability: float, window_days: int, salt: str = "planted") -> int:
+    """Land completed orders for a share of the customers the ledger shows were sent `letter_type`.
+
+    The demo's way to plant an effect on a replayed copy, where the ledger knows who got the letter:
+    of the sent letters whose customer completed no order in the window, a share `extra_probability`
+    (chosen by the same kind of md5 bucket as the control groups, so it is deterministic) gets one
+    order on a day of the window, of the shop's average completed order amount. Held-out customers
+    get none. Returns the orders landed.
+    """
+    connection.execute(
+        """
+        insert into raw.orders by name
+        with average as (select avg(total_amount) as amount from raw.orders where status = 'completed'),
+        open_letters as (
+            select letter_key, customer_id, as_of,
+                   ('0x' || left(md5(letter_key || ':' || $salt), 8))::ubigint % 10000 as bucket,
+                   1 + ('0x' || left(md5(letter_key || ':day:' || $salt), 8))::ubigint % $window_days as day_after
+            from activation.send_ledger as ledger
+            where template_name = $letter_type and state in ('accepted', 'dry_run')
+              and not exists (
+                  select 1 from raw.orders as orders
+                  where orders.customer_id = ledger.customer_id and orders.status = 'completed'
+                    and orders.ordered_at::date between ledger.as_of + 1 and ledger.as_of + $window_days
+              )
+        )
+        select 'PLANTED-' || letter_key as order_id, customer_id,
+               (as_of + day_after::integer)::timestamp + interval 14 hour as ordered_at,
+               'completed' as status, (select amount from average) as total_amount,
+               as_of + day_after::integer as _landing_date, 'planted/letter_effect' as _source_file,
+               row_number() over (order by letter_key) as _row_number, now() at time zone 'UTC' as _ingested_at
+        from open_letters
+        where bucket < round($share * 10000)
+        """,
+        {"salt": salt, "window_days": window_days, "letter_type": letter_type, "share": extra_probability},
+    )
+    return connection.execute("select count(*) from raw.orders where _source_file = 'planted/letter_effect'").fetchone()[0]

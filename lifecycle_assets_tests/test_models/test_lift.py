@@ -167,3 +167,21 @@ def test_the_sample_shop_nudges_welcome_letter_recipients_and_never_the_held_out
     moved = sum(in_window(nudged[n]) for n in open_to_the_letter) / len(open_to_the_letter)
     assert 0.45 < moved < 0.55
     assert all(nudged[n] == base[n] for n in recipients if base[n] is not None and base[n] <= 7)
+
+
+@pytest.mark.parametrize(
+    ("sent", "held_out", "verdict"),
+    [
+        pytest.param((314, 3), (53, 1), "no measurable effect", id="rare-conversions-3-of-314-vs-1-of-53"),
+        pytest.param((300, 5), (40, 0), "no measurable effect", id="no-conversion-held-out"),
+        pytest.param((300, 300), (40, 40), "no measurable effect", id="everyone-converts"),
+        pytest.param((300, 0), (40, 0), "not enough data yet", id="no-conversion-at-all"),
+    ],
+)
+def test_small_and_extreme_counts_get_a_verdict_not_an_error(sent, held_out, verdict):
+    from lifecycle_assets.activation.lift import Group, compare
+
+    lift = compare("winback", Group(sent[0], sent[1], 10.0, 4.0), Group(held_out[0], held_out[1], 9.0, 4.0), 30)
+    assert lift.verdict.startswith(verdict)
+    if lift.lift_points is not None:
+        assert lift.lift_points_low <= lift.lift_points <= lift.lift_points_high
