@@ -279,12 +279,13 @@ def ingest_landing(landing: Path, warehouse: Path) -> None:
     """Land every day of the folder into raw.* with the project's ingest assets and checks, in one run."""
     from lifecycle_assets.ingest.definitions import daily_landing_partitions, ingest_definitions
     from lifecycle_assets.quality.checks import QualityPolicy
+    from lifecycle_assets.quality.definitions import quality_definitions
     from lifecycle_assets.resources import LandingZone
 
     days = landing_days(landing)
-    definitions = ingest_definitions(daily_landing_partitions(days[0]))
+    raw = ingest_definitions(daily_landing_partitions(days[0]))
     dg.materialize(
-        [*definitions.assets, *definitions.asset_checks],
+        [*raw.assets, *quality_definitions().asset_checks],
         resources={
             "duckdb": DuckDBResource(database=str(warehouse)),
             "landing": LandingZone(root=str(landing)),

@@ -24,7 +24,9 @@ SITE_EVENT_TYPES = (
 )
 EMAIL_EVENT_TYPES = ("delivered", "open", "click", "reply", "unsubscribe", "bounce", "spam_report")
 # Added for SendGrid's Event Webhook (docs/webhook.md); appended so existing types keep their order.
-EMAIL_EVENT_TYPES += ("processed", "deferred", "dropped", "blocked", "group_unsubscribe", "group_resubscribe")
+# Only the webhook reports them: a shop's own export (and the sample shop) has none.
+WEBHOOK_ONLY_EVENT_TYPES = ("processed", "deferred", "dropped", "blocked", "group_unsubscribe", "group_resubscribe")
+EMAIL_EVENT_TYPES += WEBHOOK_ONLY_EVENT_TYPES
 EVENT_TYPES = SITE_EVENT_TYPES + EMAIL_EVENT_TYPES
 
 # Email events that report on one letter must name it; a list-wide unsubscribe, a bounce or a

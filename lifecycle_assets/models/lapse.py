@@ -4,9 +4,10 @@ Fitted on the shop's own history at every build, in two layers (docs/lifecycle_m
 
 1. **BG/NBD** (Fader, Hardie & Lee 2005) on each buyer's repeat purchase days, span and age. We fit
    its published log-likelihood with ``scipy.optimize`` ourselves: the reference package
-   ``lifetimes`` is unmaintained since 2020 and does not import with our numpy/pandas, and the
-   model is four parameters and one formula. It gives P(alive), P(buy within H) and the expected
-   waiting time to the next purchase.
+   ``lifetimes`` is unmaintained since 2020 (it still imports with our pins, nothing says it will
+   with the next numpy or pandas), and the model is four parameters and one formula;
+   ``benchmarks/lapse_model_comparison.py`` shows our fit reproduces the published estimates.
+   It gives P(alive), P(buy within H) and the expected waiting time to the next purchase.
 2. **A scikit-learn logistic regression** trained on the shop's own past: features of every buyer as
    of ``as_of - H`` (the BG/NBD probability among them) against whether they bought in the H days
    that followed. It corrects what BG/NBD's assumptions miss (recent activity, spend), and the

@@ -12,7 +12,10 @@ import json
 import dagster as dg
 from pydantic import Field
 
-RAW_ENTITIES = ("customers", "products", "orders", "order_items", "interactions")
+from lifecycle_assets.ingest.contract import ENTITIES
+
+# The raw tables the models read: the contract's entities, in its order (ingest -> models, one way).
+RAW_ENTITIES = tuple(ENTITIES)
 
 
 class LifecycleSettings(dg.ConfigurableResource):

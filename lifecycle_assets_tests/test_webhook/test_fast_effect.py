@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import duckdb
+
 from lifecycle_assets_tests.fake_sendgrid import FakeSendGrid
 from lifecycle_assets_tests.test_activation.conftest import API_KEY, push, sendgrid_for
 from lifecycle_assets_tests.test_activation.sample_marts import customer_id_of, email_of
@@ -50,7 +52,10 @@ def test_webhook_events_suppress_letters_and_list_membership_at_the_next_push(tm
         # The webhook sensor sees the new file and ingests today's interactions.
         assert sensor_ingests_webhook_files(landing, warehouse) == [today()]
 
-        # The next build plans a second letter for everyone; audiences are as the daily run built them.
+        # The next day's build plans a second letter for everyone; audiences are as the daily run built them.
+        # (The first push is moved to yesterday: one letter of a type per inbox and day would hold it back today.)
+        with duckdb.connect(str(warehouse)) as connection:
+            connection.execute("update activation.send_ledger set claimed_at = claimed_at - interval 1 day")
         copy_marts(warehouse, sample, instances=2)
         push(warehouse, sendgrid)
         left_lists = time.monotonic() - posted

@@ -60,29 +60,31 @@ def _body_over_limit() -> bytes:
     return json.dumps([sendgrid_event("open", n, padding="x" * 1000) for n in range(80)]).encode()
 
 
-REJECTIONS = {
-    "unsigned": (dict(headers={"X-Twilio-Email-Event-Webhook-Signature": None, "X-Twilio-Email-Event-Webhook-Timestamp": None}), 401),
-    "signature only, no timestamp": (dict(headers={"X-Twilio-Email-Event-Webhook-Timestamp": None}), 401),
-    "signed by another key": (dict(key=new_private_key()), 403),
-    "signature not base64": (dict(headers={"X-Twilio-Email-Event-Webhook-Signature": "not*base64"}), 403),
-    "timestamp 6 minutes old": (dict(timestamp=int(time.time()) - 360), 403),
-    "timestamp 6 minutes ahead": (dict(timestamp=int(time.time()) + 360), 403),
-    "timestamp not a number": (dict(headers={"X-Twilio-Email-Event-Webhook-Timestamp": "yesterday"}), 403),
-    "body over the limit": (dict(body=_body_over_limit()), 413),
-    "malformed JSON": (dict(body=b'[{"event": "open",'), 400),
-    "JSON object, not an array": (dict(body=b'{"event": "open"}'), 400),
-    "array of strings": (dict(body=b'["open"]'), 400),
-    "not UTF-8": (dict(body=b'[{"event": "\xff"}]'), 400),
-}
+def rejections() -> dict:
+    """Each bad request and its status; built when used, so the 'minutes old/ahead' are relative to now."""
+    return {
+        "unsigned": (dict(headers={"X-Twilio-Email-Event-Webhook-Signature": None, "X-Twilio-Email-Event-Webhook-Timestamp": None}), 401),
+        "signature only, no timestamp": (dict(headers={"X-Twilio-Email-Event-Webhook-Timestamp": None}), 401),
+        "signed by another key": (dict(key=new_private_key()), 403),
+        "signature not base64": (dict(headers={"X-Twilio-Email-Event-Webhook-Signature": "not*base64"}), 403),
+        "timestamp 6 minutes old": (dict(timestamp=int(time.time()) - 360), 403),
+        "timestamp 6 minutes ahead": (dict(timestamp=int(time.time()) + 360), 403),
+        "timestamp not a number": (dict(headers={"X-Twilio-Email-Event-Webhook-Timestamp": "yesterday"}), 403),
+        "body over the limit": (dict(body=_body_over_limit()), 413),
+        "malformed JSON": (dict(body=b'[{"event": "open",'), 400),
+        "JSON object, not an array": (dict(body=b'{"event": "open"}'), 400),
+        "array of strings": (dict(body=b'["open"]'), 400),
+        "not UTF-8": (dict(body=b'[{"event": "\xff"}]'), 400),
+    }
 
 
 def test_bad_requests_get_a_clear_4xx_and_nothing_is_written(receiver):
-    statuses = {}
-    for case, (kwargs, _) in REJECTIONS.items():
+    statuses, cases = {}, rejections()
+    for case, (kwargs, _) in cases.items():
         answer = receiver.post([sendgrid_event("open", 1)], **kwargs)
         statuses[case] = answer.status_code
         assert answer.json()["error"], case
-    assert statuses == {case: status for case, (_, status) in REJECTIONS.items()}
+    assert statuses == {case: status for case, (_, status) in cases.items()}
     assert not list(receiver.landing_dir.rglob("*.jsonl*"))
     assert receiver.post([sendgrid_event("open", 1)]).status_code == 200  # the same request, properly signed
 

@@ -22,9 +22,9 @@ HORIZON_SECONDS = 4.0  # SendGrid's is 24 h; the rule is the same at any scale
 
 
 def test_unknown_letters_resolve_from_the_fakes_events_and_the_next_push_sends_each_once(tmp_path):
-    # 4 letter types x 300 letters: 4 Mail Send requests, one at a time.
-    landing, warehouse, sample = shop_with_plan(tmp_path, customers=100, letters=1200)
-    copy_marts(warehouse, sample, instances=12)
+    # 4 letter types x 300 letters (one per customer): 4 Mail Send requests, one at a time.
+    landing, warehouse, sample = shop_with_plan(tmp_path, customers=1200, letters=1200)
+    copy_marts(warehouse, sample, instances=1)
     key = new_private_key()
 
     with FakeSendGrid(api_key=API_KEY) as fake, WebhookReceiver(landing, private_key=key) as receiver:

@@ -10,6 +10,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.ingest.definitions import daily_landing_partitions, ingest_definitions
+from lifecycle_assets.quality.definitions import quality_definitions
 from lifecycle_assets.resources import LandingZone
 from lifecycle_assets.webhook.definitions import JOB_NAME, webhook_definitions
 from lifecycle_assets_tests.ingest_harness import run_ingest, write_landing_file
@@ -49,7 +50,10 @@ def sensor_ingests_webhook_files(landing: Path, warehouse: Path) -> list[str]:
     partitions = daily_landing_partitions("2020-01-01")
     resources = {"duckdb": DuckDBResource(database=str(warehouse)), "landing": LandingZone(root=str(landing))}
     definitions = dg.Definitions.merge(
-        ingest_definitions(partitions), webhook_definitions(partitions), dg.Definitions(resources=resources)
+        ingest_definitions(partitions),
+        quality_definitions(),
+        webhook_definitions(partitions),
+        dg.Definitions(resources=resources),
     )
     sensor = definitions.get_sensor_def("ingest_webhook_events_sensor")
     with dg.DagsterInstance.ephemeral() as instance:
