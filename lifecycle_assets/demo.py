@@ -39,6 +39,7 @@ UI_ADDRESS = "http://127.0.0.1:3000"
 # Dagster's console logger prints every event at DEBUG; the demo's runs send it to the log file instead.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 FINISHED_STEP_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
+DEMO_MIN_LETTERS_PER_GROUP = 30
 
 
 class RunLog:
@@ -156,11 +157,46 @@ def _open_log(started_at: datetime) -> tuple[Path, TextIO]:
     return path, log_file
 
 
+def _letter_lift_step(console: Console, last_day: date, lift_days: int, letter_effect: float) -> None:
+    """The lift table of the planted welcome-letter effect: the letters of `lift_days` days before the last
+    attribution window, replayed on a copy of the warehouse (nothing sent), then judged as of the last day."""
+    import shutil
+
+    from lifecycle_assets.activation.lift import letter_lift_report, lift_markdown
+    from lifecycle_assets.models.settings import LifecycleSettings
+    from lifecycle_assets.models.sql_models import build_all
+    from lifecycle_assets.sample_data.letter_effect import plant_letter_effect, replay_letter_days
+
+    step_started = time.perf_counter()
+    # A small demo shop sends few welcome letters a day: judge from 30 letters per group (default 100).
+    settings = LifecycleSettings(lift_min_letters_per_group=DEMO_MIN_LETTERS_PER_GROUP)
+    window = settings.lift_attribution_window_days
+    replay = environment.warehouse_path().with_name("lift_replay.duckdb")
+    shutil.copyfile(environment.warehouse_path(), replay)
+    with console.status(f"replaying {lift_days} days of letters for the lift table"), duckdb.connect(str(replay)) as con:
+        con.execute("drop schema if exists activation cascade")
+        first, last = last_day - timedelta(days=window + lift_days), last_day - timedelta(days=window + 1)
+        replay_letter_days(con, first, last, settings)
+        planted = plant_letter_effect(con, "welcome", letter_effect, window)
+        build_all(con, settings.model_copy(update={"as_of": last_day.isoformat()}))
+        lifts = letter_lift_report(con, last_day, window, settings.lift_min_letters_per_group)
+    shown = [lift for lift in lifts if lift.sent or lift.held_out]
+    _print_step(console, "4/4", "Letter lift (replayed copy)", True,
+                f"letters planned {first}..{last}, welcome effect +{letter_effect:.0%} planted ({planted} orders), "
+                f"min {DEMO_MIN_LETTERS_PER_GROUP} letters per group", time.perf_counter() - step_started)
+    console.print(lift_markdown(shown), markup=False)
+    console.print(f"      [dim]{replay} (python -m lifecycle_assets.demo --lift-days 0 skips this step)[/]")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--letter-effect", type=float, default=0.3,
+                        help="on the lift step's copy: welcome letter recipients buy with this extra probability within a week")
+    parser.add_argument("--lift-days", type=int, default=28,
+                        help="days of letters replayed on a copy of the warehouse for the lift table (0: skip)")
     args = parser.parse_args(argv)
 
     # Dagster captures a run's output at the file-descriptor level; the view writes to its own copy of stdout.
@@ -178,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
             environment.landing_dir(), customers=args.customers, days=args.days, end_day=end_day, seed=args.seed
         )
     rows = ", ".join(f"{entity} {count:,}" for entity, count in shop["rows"].items())
-    _print_step(console, "1/3", "Sample shop", True, f"{shop['files']:,} files, {shop['first_day']}..{shop['last_day']}",
+    _print_step(console, "1/4", "Sample shop", True, f"{shop['files']:,} files, {shop['first_day']}..{shop['last_day']}",
                 time.perf_counter() - step_started)
     console.print(f"      [dim]{rows}[/]")
 
@@ -204,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     materialized = _metadata(pipeline)
     checks, problems = _checks_line(pipeline)
-    _print_step(console, "2/3", "Ingest, quality, lifecycle", pipeline.success, f"{len(materialized)} assets, {checks}", seconds)
+    _print_step(console, "2/4", "Ingest, quality, lifecycle", pipeline.success, f"{len(materialized)} assets, {checks}", seconds)
     per_group: dict[str, Counter] = {}
     for key, metadata in materialized.items():
         counts = per_group.setdefault(graph.get(key).group_name or "default", Counter())
@@ -233,12 +269,15 @@ def main(argv: list[str] | None = None) -> None:
     dry_run = bool(letters.get("dry_run", templates.get("dry_run")))
     title = "Push to SendGrid (dry-run)" if dry_run else "Push to SendGrid"
     _print_step(
-        console, "3/3", title, push.success,
+        console, "3/4", title, push.success,
         f"{templates.get('dagster/row_count', 0)} templates, {audiences.get('lists', 0)} lists of "
         f"{audiences.get('dagster/row_count', 0):,} contacts, {letters.get('letters_sent', 0):,} letters "
         f"({letters.get('letters_suppressed', 0):,} suppressed)",
         seconds,
     )
+
+    if args.lift_days > 0:
+        _letter_lift_step(console, date.fromisoformat(shop["last_day"]), args.lift_days, args.letter_effect)
 
     with duckdb.connect(str(environment.warehouse_path()), read_only=True) as con:
         stages = con.execute("SELECT stage, count(*) FROM marts.customer_lifecycle GROUP BY 1 ORDER BY 2 DESC").fetchall()

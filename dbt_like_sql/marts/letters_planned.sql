@@ -1,7 +1,7 @@
--- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority (1 first: the push ranks a customer's letters by it when the contact policy caps a day), due day, the local day it should arrive on (deliver_on, birthdays and anniversaries) and personalisation JSON (name, bonus, products, recommendations); only to addresses intermediate.letter_recipients allows (email is the normalised address), at most one letter per address, letter type and due day (the products of merged letters in one letter).
+-- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority (1 first: the push ranks a customer's letters by it when the contact policy caps a day), due day, the local day it should arrive on (deliver_on, birthdays and anniversaries) and personalisation JSON (name, bonus, products, recommendations); only to addresses intermediate.letter_recipients allows (email is the normalised address), at most one letter per address, letter type and due day (the products of merged letters in one letter); control_group says whether the letter is held out (global control group or this letter type's holdout).
 -- owners: team:data
 -- unique_key: letter_key
--- count_by: template_name
+-- count_by: template_name, control_group
 with due as (
     select * from marts.trigger_events
 ),
@@ -131,7 +131,18 @@ select
     -- the local day a birthday or anniversary letter arrives on; the push schedules it there (send_at)
     letters.deliver_on,
     letters.instance,
-    letters.stage
+    letters.stage,
+    -- Control groups: the push records these letters as held_out and never sends them; the lift report
+    -- compares their customers' buying with recipients'. Letter-type holdout: the same hash as
+    -- intermediate.control_groups with the letter type in it, so each type holds out its own customers.
+    case
+        when control.in_global_control_group then 'global'
+        when ('0x' || left(md5(letters.customer_id || ':' || letters.template_name || ':' || $control_group_salt), 8))::ubigint
+             % 10000 < round(coalesce(
+                 try_cast(($letter_holdout_shares::json ->> letters.template_name) as double), $letter_holdout_share
+             ) * 10000) then 'letter_type'
+    end as control_group
 from letters
 left join named_products using (letter_key)
 left join recommendations using (letter_key)
+left join intermediate.control_groups as control on control.customer_id = letters.customer_id

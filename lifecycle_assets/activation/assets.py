@@ -9,6 +9,7 @@ from lifecycle_assets.activation import ledger
 from lifecycle_assets.activation.audiences import sync_audiences
 from lifecycle_assets.activation.client import SendGridAuthError, SendGridError, SendGridRejected
 from lifecycle_assets.activation.letters import LetterSender, push_letters
+from lifecycle_assets.activation.lift import LETTER_LIFT
 from lifecycle_assets.activation.policy import ContactPolicy
 from lifecycle_assets.activation.resources import SendGridResource
 from lifecycle_assets.activation.templates import LetterTemplate, load_templates, render_letter, sync_templates
@@ -310,7 +311,8 @@ activation_checks = [no_unknown_or_failed_letters]
 
 push_to_sendgrid = dg.define_asset_job(
     "push_to_sendgrid",
-    selection=dg.AssetSelection.assets(*activation_assets),
+    # the lift report reads the ledger this push wrote (activation/lift.py)
+    selection=dg.AssetSelection.assets(*activation_assets, LETTER_LIFT),
     description="Push audiences and planned letters to SendGrid (dry-run into the outbox without SENDGRID_API_KEY).",
     tags={"lifecycle/push": "sendgrid"},
 )

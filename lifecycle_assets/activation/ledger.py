@@ -19,6 +19,7 @@ States:
   deferred    held back by the contact policy (a cap, one letter of a type per inbox a day);
               state_reason says which; a later day sends it while valid_until has not passed
   expired     not sent by valid_until (the letter type's validity after its due day); state_reason says why
+  held_out    never sent: the plan put it in a control group (activation/holdout.py; suppression_reason says which)
 
 Every timestamp is UTC (`now() at time zone 'UTC'`), whatever the machine's or DuckDB's time zone; `send_at` is
 when SendGrid delivers the letter (the customer's local send hour), `send_day` the plan day whose
@@ -30,8 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 SENDABLE_STATES = ("planned", "dry_run", "deferred")
-# Control groups (issue 12, helper `lift`) add their `held_out` state here.
-ALL_STATES = ("planned", "claimed", "accepted", "failed", "suppressed", "unknown", "dry_run", "deferred", "expired")
+ALL_STATES = (
+    "planned", "claimed", "accepted", "failed", "suppressed", "unknown", "dry_run", "deferred", "expired", "held_out"
+)
 # DuckDB's now() is in the session time zone (the machine's): every statement here writes and
 # compares `now() at time zone 'UTC'`, so the ledger holds UTC.
 

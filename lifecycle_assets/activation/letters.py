@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from lifecycle_assets.activation import ledger
+from lifecycle_assets.activation import holdout, ledger
 from lifecycle_assets.activation.policy import ONE_INBOX_REASON, CapCounter, ContactPolicy, customer_zones, plan_day, send_at
 from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, parse_model
 from lifecycle_assets.activation.client import (
@@ -328,8 +328,7 @@ def push_letters(
     result.plan_day = day = plan_day(connection)
     if day is not None:
         result.expired = ledger.expire_stale(connection, day)
-    letters = sendable_letters(connection)
-    # Control groups (issue 12, helper `lift`): its one call holds letters out here, before suppressions and caps.
+    letters = holdout.hold_out_letters(connection, sendable_letters(connection))  # control groups: held_out, never sent
     if not letters:
         return result
     template_ids = template_ids_for_sending()

@@ -7,6 +7,7 @@ Every field reaches the SQL models as a bound DuckDB parameter of the same name 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import dagster as dg
 from pydantic import Field
@@ -49,12 +50,27 @@ class LifecycleSettings(dg.ConfigurableResource):
     bonus_valid_days: int = 14
     rebuy_min_observations: int = 3
     recommendations_count: int = 3
+    # Control groups and lift (docs/activation.md "Control groups and lift"): membership is a hash of the
+    # customer id (and letter type) with the salt, so it is stable across days; a new salt draws new groups.
+    control_group_salt: str = "lifecycle-control"
+    control_group_share: float = Field(default=0.05, ge=0, le=1, description="Global control group: gets no marketing letter.")
+    letter_holdout_share: float = Field(default=0.10, ge=0, le=1, description="Per letter type: letters held out, not sent.")
+    letter_holdout_shares: dict[str, float] = Field(
+        default_factory=dict, description="Holdout share per letter type (template name); others use letter_holdout_share."
+    )
+    control_group_leaves_audiences: bool = Field(
+        default=True, description="Leave the global control group out of marts.audiences (newsletter and segment lists)."
+    )
+    lift_attribution_window_days: int = 7
+    lift_min_letters_per_group: int = 100
 
     def sql_parameters(self, as_of: dt.date) -> dict[str, object]:
         """Every rule as a named SQL parameter, with the resolved as-of date."""
         parameters: dict[str, object] = {
             name: getattr(self, name) for name in type(self).model_fields if name != "as_of"
         }
+        # DuckDB binds no empty map: a per-letter-type table reaches SQL as JSON.
+        parameters["letter_holdout_shares"] = json.dumps(self.letter_holdout_shares)
         parameters["as_of"] = as_of
         return parameters
 

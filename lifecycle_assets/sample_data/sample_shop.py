@@ -21,6 +21,7 @@ from pathlib import Path
 from lifecycle_assets.sample_data.dirty import plan_bad_rows, write_bad_files
 from lifecycle_assets.sample_data.landing_files import ENTITY_ORDER, LandingWriter, Spool
 from lifecycle_assets.sample_data.manifest import MANIFEST_NAME, write_manifest
+from lifecycle_assets.sample_data.letter_effect import LetterEffect
 from lifecycle_assets.sample_data.simulation import CHUNK_CUSTOMERS, ShopPlan, simulate_chunk
 
 
@@ -32,6 +33,7 @@ def generate_sample_shop(
     seed: int = 7,
     dirty: bool = False,
     chunk_customers: int = CHUNK_CUSTOMERS,
+    letter_effect: float = 0.0,
 ) -> dict:
     """Write ``days`` landing days of a shop with ``customers`` registrations under ``landing_root``.
 
@@ -39,7 +41,8 @@ def generate_sample_shop(
     existing entity folders are removed first so a re-run never mixes two samples. Returns (and
     writes to ``_manifest.json``) first/last day, rows per entity, number of files and, when
     ``dirty``, exactly which bad rows and files were injected. ``chunk_customers`` is part of the
-    recipe: the same seed and chunk size write the same files.
+    recipe: the same seed and chunk size write the same files. ``letter_effect``: welcome letter
+    recipients buy with this extra probability within a week (sample_data/letter_effect.py).
     """
     if customers < 1 or days < 1:
         raise ValueError("customers and days must be at least 1")
@@ -48,7 +51,9 @@ def generate_sample_shop(
     last_day = _parse_day(end_day)
     first_day = last_day - timedelta(days=days - 1)
     base_epoch = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=timezone.utc).timestamp())
-    plan = ShopPlan.draw(seed, customers, days, base_epoch, chunk_customers)
+    plan = ShopPlan.draw(
+        seed, customers, days, base_epoch, chunk_customers, LetterEffect(letter_effect) if letter_effect else None
+    )
 
     for entity in ENTITY_ORDER:
         folder = root / entity
@@ -75,6 +80,7 @@ def generate_sample_shop(
         "days": days,
         "seed": seed,
         "dirty": dirty,
+        "letter_effect": letter_effect,
         "rows": rows_written,
         "files": files_written,
         "injected": injected,
@@ -93,9 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--end-day", default=None, help="last landing day, YYYY-MM-DD (default: yesterday UTC)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dirty", action="store_true", help="also land bad rows and bad files (listed in _manifest.json)")
+    parser.add_argument("--letter-effect", type=float, default=0.0,
+                        help="welcome letter recipients buy with this extra probability within a week (default 0)")
     args = parser.parse_args(argv)
     landing = args.landing if args.landing is not None else landing_dir()
-    summary = generate_sample_shop(landing, args.customers, args.days, args.end_day, args.seed, args.dirty)
+    summary = generate_sample_shop(
+        landing, args.customers, args.days, args.end_day, args.seed, args.dirty, letter_effect=args.letter_effect
+    )
     print(f"sample shop in {landing}: {summary['first_day']} .. {summary['last_day']}, "
           f"{summary['files']} files, {summary['seconds']} s")
     for entity, rows in summary["rows"].items():

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from lifecycle_assets.ingest.contract import EVENT_TYPES
+from lifecycle_assets.sample_data.letter_effect import LetterEffect, nudge_first_purchases
 
 SECONDS_PER_DAY = 86_400
 
@@ -136,9 +137,13 @@ class ShopPlan:
     reg_day: np.ndarray
     reg_second: np.ndarray
     chunk_customers: int = CHUNK_CUSTOMERS
+    letter_effect: LetterEffect | None = None  # welcome letter recipients buy more (sample_data/letter_effect.py)
 
     @classmethod
-    def draw(cls, seed: int, customers: int, days: int, base_epoch: int, chunk_customers: int = CHUNK_CUSTOMERS) -> ShopPlan:
+    def draw(
+        cls, seed: int, customers: int, days: int, base_epoch: int, chunk_customers: int = CHUNK_CUSTOMERS,
+        letter_effect: LetterEffect | None = None,
+    ) -> ShopPlan:
         rng = np.random.default_rng([seed, 0])
         popularity = 1.0 / np.arange(1, PRODUCT_COUNT + 1) ** 0.9
         product_weights = rng.permutation(popularity / popularity.sum())
@@ -148,7 +153,7 @@ class ShopPlan:
         x = (-1 + np.sqrt(1 + 2 * g * u * (1 + g / 2))) / g if g else u
         reg_day = np.minimum((x * days).astype(np.int64), days - 1)
         reg_second = reg_day * SECONDS_PER_DAY + rng.integers(3_600, 22 * 3_600, customers)
-        return cls(seed, customers, days, base_epoch, product_weights, reg_day, reg_second, chunk_customers)
+        return cls(seed, customers, days, base_epoch, product_weights, reg_day, reg_second, chunk_customers, letter_effect)
 
     @property
     def chunks(self) -> int:
@@ -226,6 +231,10 @@ class _Chunk:
             kind < FIRST_PURCHASE_SAME_DAY,
             0,
             np.where(kind < FIRST_PURCHASE_SAME_DAY + FIRST_PURCHASE_FIRST_WEEK, rng.integers(1, 7, buyer.size), later),
+        )
+        buyer, delay = nudge_first_purchases(
+            self.plan.letter_effect, np.random.default_rng([self.plan.seed, 2, self.chunk]),
+            np.arange(self.start + 1, self.start + n + 1), self.plan.customers, self.consent, buyer, delay,
         )
         first_day = self.reg_day[buyer] + delay
         in_period = first_day < days

@@ -65,8 +65,9 @@ def test_landing_data_ends_up_in_sendgrid_and_a_rerun_sends_nothing_new(project)
         templates = fake.templates()
         for letter_key, email, template_name, personalisation in letters:
             state = ledger[letter_key][0]
-            # deferred / expired: the contact policy's caps and validity (docs/activation.md, "Contact policy")
-            assert state in ("accepted", "suppressed", "deferred", "expired"), (letter_key, ledger[letter_key])
+            # deferred / expired: the contact policy's caps and validity; held_out: control groups (docs/activation.md)
+            assert state in ("accepted", "suppressed", "deferred", "expired", "held_out"), (letter_key, ledger[letter_key])
+            assert (letter_key in sent) == (state == "accepted")  # a held-out (or deferred) letter is never sent
             if state == "accepted":
                 message = sent[letter_key]
                 assert message["to"] == email
