@@ -85,7 +85,7 @@ def test_a_letter_has_preheader_button_to_the_shop_footer_and_unsubscribe_link(n
     preheader = pybars.Compiler().compile((folder / "preheader.txt").read_text().strip())(sample)
     assert preheader and preheader in " ".join("".join(page.hidden_text).split())
 
-    button_label = (folder / "button.txt").read_text().strip()
+    button_label = pybars.Compiler().compile((folder / "button.txt").read_text().strip())(sample)
     buttons = [href for href, text in page.links if text == button_label]
     assert buttons, f"no link labelled {button_label!r}"
     button = urlsplit(buttons[0])

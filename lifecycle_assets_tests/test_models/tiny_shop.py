@@ -68,6 +68,7 @@ class TinyShop:
         rebuy_interval_days: int | None = None,
         url: str | None = None,
         image_url: str | None = None,
+        landed: dt.date | None = None,
     ) -> TinyShop:
         self._add(
             "products",
@@ -80,7 +81,7 @@ class TinyShop:
                 "url": url,
                 "image_url": image_url,
             },
-            DAY_ZERO - dt.timedelta(days=400),
+            landed or DAY_ZERO - dt.timedelta(days=400),
         )
         return self
 
