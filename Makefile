@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui install dagster-home browser webhook
+.PHONY: demo test ui install dagster-home browser webhook previews
 
 install: $(VENV)/.installed
 
@@ -47,3 +47,9 @@ WEBHOOK_HOST ?= 127.0.0.1
 WEBHOOK_PORT ?= 8025
 webhook: install
 	$(VENV)/bin/lifecycle-webhook --host $(WEBHOOK_HOST) --port $(WEBHOOK_PORT)
+
+# Every letter type filled with its sample.json: HTML and screenshots at 900 px and 375 px in
+# headless chromium, under LIFECYCLE_PREVIEWS_DIR (docs/letters.md). Not part of the push: chromium
+# takes a few seconds; the templates asset links the screenshots that still show the current letter.
+previews: install browser
+	$(PY) -m lifecycle_assets.activation.previews

@@ -39,3 +39,29 @@ def first_landing_day() -> str:
 def shop_currency() -> str:
     """The currency letters name beside a bonus amount (the models compute amounts in it)."""
     return os.environ.get("LIFECYCLE_SHOP_CURRENCY", "EUR")
+
+
+# The shop as its letters present it (issue 14). Compiled into every letter template, so a change
+# gives each template a new SendGrid version. The defaults are the sample shop's; a real shop sets
+# its own: the postal address in a marketing letter's footer is required by law in many countries.
+def shop_name() -> str:
+    return os.environ.get("LIFECYCLE_SHOP_NAME", "Sample Shop")
+
+
+def shop_postal_address() -> str:
+    return os.environ.get("LIFECYCLE_SHOP_POSTAL_ADDRESS", "Example Street 1, 10115 Berlin, Germany")
+
+
+def shop_url() -> str:
+    """Where a letter's button leads (the shop's home page); the letter adds its UTM tags."""
+    return os.environ.get("LIFECYCLE_SHOP_URL", "https://shop.example.com/")
+
+
+def previews_dir() -> Path:
+    """Where the letter previews (HTML, and screenshots from `make previews`) are written."""
+    return Path(os.environ.get("LIFECYCLE_PREVIEWS_DIR", PROJECT_ROOT / "data" / "previews"))
+
+
+def chromium_path() -> Path:
+    """The headless browser that takes the letter screenshots (Debian's chromium, scripts/install-browser)."""
+    return Path(os.environ.get("LIFECYCLE_CHROMIUM", "/usr/bin/chromium"))

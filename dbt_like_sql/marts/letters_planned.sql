@@ -1,4 +1,4 @@
--- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority (1 first: the push ranks a customer's letters by it when the contact policy caps a day), due day, the local day it should arrive on (deliver_on, birthdays and anniversaries) and personalisation JSON (name, bonus, products, recommendations); only to addresses intermediate.letter_recipients allows (email is the normalised address), at most one letter per address, letter type and due day (the products of merged letters in one letter); control_group says whether the letter is held out (global control group or this letter type's holdout).
+-- description: One row per letter to send as of the date, keyed by a deterministic letter key (trigger:customer:instance), with its template, priority (1 first: the push ranks a customer's letters by it when the contact policy caps a day), due day, the local day it should arrive on (deliver_on, birthdays and anniversaries) and personalisation JSON (name, bonus, products and recommendations with price, tracked link and image, the UTM tags of its links); only to addresses intermediate.letter_recipients allows (email is the normalised address), at most one letter per address, letter type and due day (the products of merged letters in one letter); control_group says whether the letter is held out (global control group or this letter type's holdout).
 -- owners: team:data
 -- unique_key: letter_key
 -- count_by: template_name, control_group
@@ -36,6 +36,15 @@ letters as (
     from candidate_letters
     join inbox_letters using (letter_key)
 ),
+-- Links carry UTM tags (letter type, letter key) so the shop's analytics can attribute a visit to
+-- its letter; the template appends the same tags to its button to the shop.
+tracking as (
+    select
+        letter_key,
+        'utm_source=sendgrid&utm_medium=email&utm_campaign=' || url_encode(template_name)
+            || '&utm_content=' || url_encode(letter_key) as utm
+    from letters
+),
 letter_products as (
     select letter_key, unnest(products) as product_id, generate_subscripts(products, 1) as position
     from letters
@@ -43,10 +52,19 @@ letter_products as (
 named_products as (
     select
         letter_products.letter_key,
-        list({'product_id': letter_products.product_id, 'name': products.name} order by letter_products.position)
-            as products
+        list(
+            {
+                'product_id': letter_products.product_id,
+                'name': products.name,
+                'price': printf('%.2f', products.price),
+                'url': products.url || (case when contains(products.url, '?') then '&' else '?' end) || tracking.utm,
+                'image_url': products.image_url
+            }
+            order by letter_products.position
+        ) as products
     from letter_products
     join staging.stg_products as products using (product_id)
+    join tracking using (letter_key)
     group by letter_products.letter_key
 ),
 affinity_candidates as (
@@ -91,8 +109,16 @@ ranked_candidates as (
 recommendations as (
     select
         ranked.letter_key,
-        list({'product_id': ranked.product_id, 'name': products.name} order by ranked.recommendation_rank)
-            as recommendations
+        list(
+            {
+                'product_id': ranked.product_id,
+                'name': products.name,
+                'price': printf('%.2f', products.price),
+                'url': products.url || (case when contains(products.url, '?') then '&' else '?' end) || tracking.utm,
+                'image_url': products.image_url
+            }
+            order by ranked.recommendation_rank
+        ) as recommendations
     from (
         select
             letter_key,
@@ -102,6 +128,7 @@ recommendations as (
         from ranked_candidates
     ) as ranked
     join staging.stg_products as products using (product_id)
+    join tracking using (letter_key)
     where ranked.position <= $recommendations_count
     group by ranked.letter_key
 )
@@ -123,7 +150,8 @@ select
             'products': coalesce(named_products.products, []),
             'recommendations': coalesce(recommendations.recommendations, []),
             'stage': letters.stage,
-            'trigger': letters.trigger
+            'trigger': letters.trigger,
+            'utm': tracking.utm
         }),
         letters.details::json
     )::varchar as personalisation,
@@ -145,4 +173,5 @@ select
 from letters
 left join named_products using (letter_key)
 left join recommendations using (letter_key)
+join tracking using (letter_key)
 left join intermediate.control_groups as control on control.customer_id = letters.customer_id

@@ -389,6 +389,62 @@ birthday as (
         json_object() as details
     from birthday_candidates
 ),
+-- The active buyers' series (docs/lifecycle_model.md, "Active buyers' series"): every
+-- $active_buyers_cadence_days after the last purchase while the customer stays active, a letter whose
+-- offer follows the RFM segment as of the date. Anchored on the customer's own last purchase, so the
+-- letters of a shop spread over the days instead of going out in one blast.
+new_arrivals as (
+    select coalesce(list(product_id order by first_landed_on desc, product_id)[1:3], []::varchar[]) as products
+    from staging.stg_products
+    where first_landed_on > (select as_of from settings) - $new_arrivals_days::integer
+),
+active_buyer_dues as (
+    select
+        lifecycle.customer_id,
+        lifecycle.rfm_segment,
+        lifecycle.last_purchase_on,
+        -- the last day on or before the as-of day that is a whole number of cadences after the last purchase
+        settings.as_of
+            - ((settings.as_of - lifecycle.last_purchase_on) % greatest($active_buyers_cadence_days::integer, 1))::integer
+            as due_on
+    from lifecycle
+    cross join settings
+    where lifecycle.stage = 'active' and $active_buyers_cadence_days::integer > 0
+),
+active_buyers as (
+    select
+        'active_buyers' as trigger,
+        'active_buyers' as template_name,
+        4 as priority,
+        dues.customer_id,
+        strftime(dues.due_on, '%Y-%m-%d') as instance,
+        dues.due_on,
+        dues.due_on::timestamp as fired_at,
+        case
+            when offers.offer = 'early_access' then $active_champions_bonus_amount::double
+            when offers.offer = 'sale_invitation' then $active_at_risk_bonus_amount::double
+        end as bonus_amount,
+        case when offers.offer <> 'new_arrivals' then dues.due_on + $bonus_valid_days::integer end as bonus_expires_on,
+        case when offers.offer = 'sale_invitation' then []::varchar[] else (select products from new_arrivals) end
+            as products,
+        json_object(
+            'rfm_segment', dues.rfm_segment,
+            'offer', offers.offer,
+            'early_access', (offers.offer = 'early_access'),
+            'sale_invitation', (offers.offer = 'sale_invitation'),
+            'last_purchase_on', strftime(dues.last_purchase_on, '%Y-%m-%d')
+        ) as details
+    from active_buyer_dues as dues
+    join (
+        values
+            ('champions', 'early_access'),
+            ('loyal', 'new_arrivals'),
+            ('potential_loyalists', 'new_arrivals'),
+            ('at_risk', 'sale_invitation'),
+            ('cannot_lose', 'sale_invitation')
+    ) as offers(rfm_segment, offer) using (rfm_segment)
+    where dues.due_on > dues.last_purchase_on
+),
 all_triggers as (
     select * from welcome
     union all by name select * from welcome_bonus_expiring
@@ -402,6 +458,7 @@ all_triggers as (
     union all by name select * from anniversary
     union all by name select * from purchase_jubilee
     union all by name select * from birthday
+    union all by name select * from active_buyers
 )
 select
     all_triggers.trigger || ':' || all_triggers.customer_id || ':' || all_triggers.instance as letter_key,

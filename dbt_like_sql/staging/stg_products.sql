@@ -1,7 +1,10 @@
--- description: The catalogue as of the date: per product_id the latest row landed on or before the as-of day.
+-- description: The catalogue as of the date: per product_id the latest row landed on or before the as-of day, and the day it first landed.
 -- owners: team:data
 -- unique_key: product_id
-select product_id, name, category, price, rebuy_interval_days, _landing_date as landed_on
+select
+    product_id, name, category, price, rebuy_interval_days, url, image_url, _landing_date as landed_on,
+    -- when the product first came into the catalogue (the active buyers' series offers new arrivals)
+    min(_landing_date) filter (where _landing_date <= $as_of::date) over (partition by product_id) as first_landed_on
 from raw.products
 qualify row_number() over (
     partition by product_id

@@ -12,6 +12,7 @@ from lifecycle_assets.activation.letters import LetterSender, push_letters
 from lifecycle_assets.activation.lift import LETTER_LIFT
 from lifecycle_assets.activation.policy import ContactPolicy
 from lifecycle_assets.activation.resources import SendGridResource
+from lifecycle_assets.activation.previews import LetterPreview, write_html_previews
 from lifecycle_assets.activation.templates import LetterTemplate, load_templates, render_letter, sync_templates
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.webhook.engagement import RATE_EVENTS, engagement_by_letter_type
@@ -65,6 +66,19 @@ def _letter_previews(templates: dict[str, LetterTemplate], log) -> str:
     return "\n\n".join(sections)
 
 
+def _preview_files_table(previews: dict[str, LetterPreview]) -> str:
+    """Where a marketer opens each letter: its HTML file and the screenshots that still show it."""
+    rows = []
+    for name, preview in sorted(previews.items()):
+        # File names in previews_dir (a separate entry): a table cell cuts long paths.
+        shots = [f"`{preview.screenshots[width].name}`" if width in preview.screenshots else "-" for width in ("desktop", "phone")]
+        rows.append((name, f"`{preview.html_file.name}`", f"{preview.html_bytes:,}", *shots))
+    table = markdown_table(["letter type", "HTML preview", "HTML bytes", "desktop screenshot", "phone screenshot"], rows)
+    if any(len(preview.screenshots) < 2 for preview in previews.values()):
+        table += "\n\n_A missing or outdated screenshot: run `make previews` (headless chromium)._"
+    return table
+
+
 @dg.asset(
     key=SENDGRID_TEMPLATES,
     group_name="activation",
@@ -75,9 +89,11 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
     """The letter templates kept in this repository, as active SendGrid dynamic templates.
 
     A template is created when missing and gets a new active version only when its subject or body changed.
-    The metadata shows one letter of each type rendered with its sample personalisation.
+    The metadata shows one letter of each type rendered with its sample personalisation, and links its
+    HTML preview and screenshots (written to LIFECYCLE_PREVIEWS_DIR; screenshots by `make previews`).
     """
     templates = load_templates(Path(sendgrid.templates_dir))
+    previews = write_html_previews(templates, Path(sendgrid.previews_dir))
     session = sendgrid.session(context.run.run_id, log=context.log.warning)
     try:
         result = sync_templates(session, templates)
@@ -97,6 +113,11 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
                 )
             ),
             "letter_previews": dg.MetadataValue.md(_letter_previews(templates, context.log.warning)),
+            "previews_dir": dg.MetadataValue.path(sendgrid.previews_dir),
+            "preview_files": dg.MetadataValue.md(_preview_files_table(previews)),
+            # Gmail clips a letter above ~102 KB of HTML: a line to watch across syncs.
+            "largest_letter_html_bytes": max((preview.html_bytes for preview in previews.values()), default=0),
+            "screenshots_current": sum(len(preview.screenshots) for preview in previews.values()),
         }
     )
 

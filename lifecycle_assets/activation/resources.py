@@ -51,6 +51,10 @@ class SendGridResource(dg.ConfigurableResource):
     templates_dir: str = Field(
         default=str(TEMPLATES_DIR), description="The letter templates mirrored to SendGrid (one folder per letter type)."
     )
+    previews_dir: str = Field(
+        default_factory=lambda: str(environment.previews_dir()),
+        description="Where each letter type's HTML preview (and screenshots from `make previews`) are written.",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse a key that cannot be a header value when the resource loads, before any request or log line."""

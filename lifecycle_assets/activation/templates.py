@@ -1,17 +1,22 @@
-"""Letter templates kept as code and mirrored to SendGrid dynamic templates.
+"""Letter templates kept as code, compiled from MJML and mirrored to SendGrid dynamic templates.
 
-Each letter type is a folder `templates/<template_name>/` with `subject.txt`, `message.html` and
+Each letter type is a folder `templates/<template_name>/` with `subject.txt`, `preheader.txt` (the
+line an inbox shows after the subject), `button.txt` (the call to action), `message.html` and
 `message.txt` (handlebars: what this letter says) and `products_heading.txt`, plus `sample.json`:
 a realistic personalisation with the keys docs/lifecycle_model.md gives the letter type, used to
-show an operator the rendered letter. The frame every letter shares (greeting, bonus, product
-lists, unsubscribe link) is `templates/_layout/`, written once. In SendGrid a letter type is the dynamic template `lifecycle:<name>`, holding the rendered
-HTML and text; the version name carries a hash of that content, so a sync only writes when the
-repo changed.
+show an operator the rendered letter. The frame every letter shares (header, greeting, bonus,
+button, product cards, footer with the shop's address and the unsubscribe link) is
+`templates/_layout/`, written once in MJML and compiled to responsive HTML by mrml (the Rust port
+of MJML) when the templates load. In SendGrid a letter type is the dynamic template
+`lifecycle:<name>`, holding the compiled HTML and the text part; the version name carries a hash of
+that content, so a sync only writes when the compiled letter changed.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +51,8 @@ class LetterTemplate:
         return f"{self.name} {self.content_hash}"
 
 
-LETTER_PARTS = ("subject.txt", "message.html", "message.txt", "products_heading.txt")
+LETTER_PARTS = ("subject.txt", "preheader.txt", "button.txt", "message.html", "message.txt", "products_heading.txt")
+LAYOUT_PARTS = ("letter.mjml", "product_card.mjml", "body.txt")
 SAMPLE_FILE = "sample.json"
 LAYOUT_FOLDER = "_layout"
 
@@ -61,31 +67,67 @@ def _read_parts(folder: Path, names: tuple[str, ...], what: str) -> dict[str, st
     return parts
 
 
-def _render(layout: str, message: str, products_heading: str) -> str:
+def shop_link(utm: str) -> str:
+    """The shop's home page with a letter's UTM tags (`utm` is the handlebars expression that prints them)."""
+    url = environment.shop_url()
+    return f"{url}{'&' if '?' in url else '?'}{utm}"
+
+
+def _fill(layout: str, values: dict[str, str]) -> str:
     # [[...]] placeholders, not handlebars: the layout's {{...}} are SendGrid's to fill per letter.
-    return (
-        layout.replace("[[message]]", message.rstrip("\n"))
-        .replace("[[products_heading]]", products_heading.strip())
-        .replace("[[currency]]", environment.shop_currency())
+    for name, value in values.items():
+        layout = layout.replace(f"[[{name}]]", value)
+    return layout
+
+
+def compile_mjml(mjml: str, what: str) -> str:
+    """Responsive HTML from MJML; handlebars and SendGrid's substitution tags pass through untouched."""
+    import mrml
+
+    try:
+        return mrml.to_html(mjml).content
+    except Exception as error:  # mrml raises its own error types; name the letter whatever they are
+        raise ValueError(f"{what}: the MJML does not compile: {error}") from error
+
+
+def _compile_letter(name: str, layout: dict[str, str], parts: dict[str, str]) -> tuple[str, str]:
+    """The letter's HTML (compiled from the MJML layout) and its text part."""
+    shop = {"shop_name": environment.shop_name(), "shop_postal_address": environment.shop_postal_address()}
+    common = {
+        "currency": environment.shop_currency(),
+        "products_heading": parts["products_heading.txt"].strip(),
+        "button": parts["button.txt"].strip(),
+    }
+    mjml = _fill(
+        layout["letter.mjml"].replace("[[product_card]]", layout["product_card.mjml"].rstrip("\n")),
+        {
+            **{key: html.escape(value, quote=False) for key, value in {**common, **shop}.items()},
+            "subject": parts["subject.txt"].strip(),
+            "preheader": parts["preheader.txt"].strip(),
+            "message": parts["message.html"].strip(),
+            # Escaped in HTML (an attribute decodes &amp;), printed as is in the text part.
+            "shop_link": html.escape(shop_link("{{utm}}")),
+        },
     )
+    text = _fill(
+        layout["body.txt"],
+        {**common, **shop, "message": parts["message.txt"].strip(), "shop_link": shop_link("{{{utm}}}")},
+    )
+    return compile_mjml(mjml, f"letter template {name!r}"), text
 
 
 def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, LetterTemplate]:
-    """Every letter type rendered into the shared layout; a missing part is an error that names it."""
-    layout = _read_parts(directory / LAYOUT_FOLDER, ("body.html", "body.txt"), "the letter layout")
+    """Every letter type compiled into the shared layout; a missing part is an error that names it."""
+    layout = _read_parts(directory / LAYOUT_FOLDER, LAYOUT_PARTS, "the letter layout")
     templates = {}
     for folder in sorted(path for path in directory.iterdir() if path.is_dir() and not path.name.startswith("_")):
         parts = _read_parts(folder, LETTER_PARTS, f"letter template {folder.name!r}")
-        subject = parts["subject.txt"].strip()
-        if not subject:
-            raise ValueError(f"letter template {folder.name!r}: subject.txt is empty")
-        heading = parts["products_heading.txt"]
+        for name in ("subject.txt", "preheader.txt", "button.txt"):
+            if not parts[name].strip():
+                raise ValueError(f"letter template {folder.name!r}: {name} is empty")
+        letter_html, letter_text = _compile_letter(folder.name, layout, parts)
         templates[folder.name] = LetterTemplate(
-            folder.name,
-            subject,
-            _render(layout["body.html"], parts["message.html"], heading),
-            _render(layout["body.txt"], parts["message.txt"], heading),
-            sample=_read_sample(folder),
+            folder.name, parts["subject.txt"].strip(), letter_html, letter_text, sample=_read_sample(folder)
         )
     return templates
 
@@ -117,15 +159,20 @@ def render_letter(template: LetterTemplate, personalisation: dict) -> RenderedLe
     (values HTML-escaped in both parts, as SendGrid does). SendGrid's own substitution tags
     (`<%asm_group_unsubscribe_raw_url%>`) are not handlebars and stay as they are.
     """
+    data = _as_json_numbers(personalisation)
+    return RenderedLetter(
+        subject=str(_compiled(template.subject)(data)),
+        html=str(_compiled(template.html)(data)),
+        text=str(_compiled(template.text)(data)),
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(source: str):
+    """pybars parses a compiled MJML letter (~20 KB) in about a second: parse each source once per process."""
     import pybars
 
-    data = _as_json_numbers(personalisation)
-    compiler = pybars.Compiler()
-    return RenderedLetter(
-        subject=str(compiler.compile(template.subject)(data)),
-        html=str(compiler.compile(template.html)(data)),
-        text=str(compiler.compile(template.text)(data)),
-    )
+    return pybars.Compiler().compile(source)
 
 
 def _as_json_numbers(value):

@@ -132,6 +132,9 @@ PRODUCTS = Entity(
             description="Days after which a consumable is typically bought again (coffee: 30); "
             "empty for durable goods.",
         ),
+        # Added for letters' product cards (issue 14); optional, so older catalogues stay valid.
+        Column("url", "string", required=False, description="The product's page in the shop (absolute URL)."),
+        Column("image_url", "string", required=False, description="The product's image (absolute URL)."),
     ),
 )
 

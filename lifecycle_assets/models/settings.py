@@ -63,6 +63,11 @@ class LifecycleSettings(dg.ConfigurableResource):
     )
     lift_attribution_window_days: int = 7
     lift_min_letters_per_group: int = 100
+    # The active buyers' series (docs/lifecycle_model.md): a letter every N days after the last purchase.
+    active_buyers_cadence_days: int = 30  # 0 turns the series off
+    active_champions_bonus_amount: float = 10.0  # the loyalty bonus with champions' early access
+    active_at_risk_bonus_amount: float = 15.0  # the bonus of at-risk customers' sale invitation
+    new_arrivals_days: int = 30  # a product is a new arrival this many days after it first landed
 
     def sql_parameters(self, as_of: dt.date) -> dict[str, object]:
         """Every rule as a named SQL parameter, with the resolved as-of date."""

@@ -139,9 +139,11 @@ def convert_cdnow(landing_root: str | Path, source: Path | None = None) -> dict:
             "category": ["music"],
             "price": [f"{median_cd_cents // 100}.{median_cd_cents % 100:02d}"],
             "rebuy_interval_days": [None],
+            "url": [None],  # CDNOW knows no product pages or images
+            "image_url": [None],
             "day": [first_day],
         },
-        schema_overrides={"rebuy_interval_days": pl.String},
+        schema_overrides={"rebuy_interval_days": pl.String, "url": pl.String, "image_url": pl.String},
     )
 
     for entity in ENTITIES:

@@ -211,6 +211,8 @@ def _products_text() -> pl.DataFrame:
         "category",
         price=_amount(pl.col("price_cents")),
         rebuy_interval_days=pl.col("rebuy_interval_days").cast(pl.String),
+        url="url",
+        image_url="image_url",
     )
 
 

@@ -95,6 +95,7 @@ CATEGORIES = (
 )
 ADJECTIVES = ("Classic", "Organic", "Premium", "Everyday", "Nordic", "Golden", "Urban")
 PRODUCT_COUNT = 200
+SAMPLE_SHOP_URL = "https://shop.example.com"
 
 # Customers simulated together; part of the recipe (another chunk size draws another shop).
 CHUNK_CUSTOMERS = 50_000
@@ -113,8 +114,13 @@ def _catalogue() -> pl.DataFrame:
         adjective = ADJECTIVES[(number - 1) // (len(CATEGORIES) * len(nouns)) % len(ADJECTIVES)]
         price_cents = int(rng.integers(low * 100, high * 100)) // 10 * 10 + 9
         rows.append((f"P{number:04d}", f"{adjective} {noun}", category, price_cents, rebuy))
-    return pl.DataFrame(
+    catalogue = pl.DataFrame(
         rows, schema=["product_id", "name", "category", "price_cents", "rebuy_interval_days"], orient="row"
+    )
+    # Letters link each product to its page and show its image (the sample shop's own addresses).
+    return catalogue.with_columns(
+        url=pl.lit(f"{SAMPLE_SHOP_URL}/products/") + pl.col("product_id").str.to_lowercase(),
+        image_url=pl.lit(f"{SAMPLE_SHOP_URL}/images/") + pl.col("product_id").str.to_lowercase() + pl.lit(".jpg"),
     )
 
 

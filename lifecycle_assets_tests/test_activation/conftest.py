@@ -15,6 +15,12 @@ API_KEY = "SG.test-key"
 UNSUBSCRIBE_GROUP = 4242
 
 
+@pytest.fixture(autouse=True)
+def previews_in_tmp(tmp_path, monkeypatch):
+    """Letter previews written by a templates sync go to the test's folder, not the repo's data/."""
+    monkeypatch.setenv("LIFECYCLE_PREVIEWS_DIR", str(tmp_path / "previews"))
+
+
 @pytest.fixture
 def fake():
     with FakeSendGrid(api_key=API_KEY) as server:

@@ -30,7 +30,7 @@ def test_a_letter_renders_completely_with_its_sample(name):
     # the greeting and the recommendations come from the sample, not from the template
     assert f"Hi {template.sample['first_name']}," in letter.text
     assert template.sample["recommendations"][0]["name"] in letter.text
-    assert f"<li>{template.sample['recommendations'][0]['name']}</li>" in letter.html
+    assert f">{template.sample['recommendations'][0]['name']}</a>" in letter.html
     # SendGrid fills its own substitution tag per recipient; handlebars must leave it alone
     assert "<%asm_group_unsubscribe_raw_url%>" in letter.text and "<%asm_group_unsubscribe_raw_url%>" in letter.html
 
@@ -66,3 +66,20 @@ def test_bonus_names_the_shops_currency_and_prints_amounts_as_sendgrid_does(monk
     letter = render_letter(birthday, {**birthday.sample, "bonus_amount": 10.0, "bonus_expires_on": "2025-03-01"})
     assert "Your bonus: 10 USD, valid until 2025-03-01." in letter.text
     assert "<strong>10 USD</strong>" in letter.html
+
+
+def test_a_templates_sync_writes_each_letters_html_preview_and_links_it(fake, warehouse, tmp_path, monkeypatch):
+    previews_dir = tmp_path / "letter-previews"
+    monkeypatch.setenv("LIFECYCLE_PREVIEWS_DIR", str(previews_dir))
+    result = push(warehouse, sendgrid_for(fake, api_key=None, outbox_dir=str(tmp_path / "outbox")))
+
+    metadata = materialization_metadata(result, ["sendgrid_templates"])
+    assert metadata["previews_dir"] == str(previews_dir)
+    table = metadata["preview_files"]
+    for name, template in TEMPLATES.items():
+        file = previews_dir / f"{name}.html"
+        assert file.read_text(encoding="utf-8") == render_letter(template, template.sample).html
+        assert f"| {name} | `{file.name}` | {file.stat().st_size:,} | - | - |" in table
+    # No screenshot was taken: the table says how to take them, and links none.
+    assert "make previews" in table and ".png" not in table
+    assert metadata["largest_letter_html_bytes"] == max((previews_dir / f"{name}.html").stat().st_size for name in TEMPLATES)

@@ -283,7 +283,7 @@ def test_a_change_to_the_shared_letter_layout_versions_every_letter_type(fake, w
 
     changed = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR, changed)
-    layout = changed / "_layout" / "body.html"
+    layout = changed / "_layout" / "letter.mjml"
     layout.write_text(layout.read_text().replace("Unsubscribe</a>", "Unsubscribe from these letters</a>"))
     push(warehouse, sendgrid_for(fake, templates_dir=str(changed)))
 

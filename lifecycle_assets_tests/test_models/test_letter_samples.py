@@ -28,6 +28,9 @@ def shop_planning_every_letter_type() -> TinyShop:
     shop.customer("milo", at(200))  # a purchase every 20 days, the next one overdue: we miss you
     for number, purchase_day in enumerate((AS_OF - 81, AS_OF - 61, AS_OF - 41, AS_OF - 21)):
         shop.order(f"m{number}", "milo", at(purchase_day), [("mug", 1)])
+    shop.customer("ada", at(100))  # buys every month, the last time 30 days ago: the active buyers' series
+    for number, purchase_day in enumerate((AS_OF - 120, AS_OF - 90, AS_OF - 60, AS_OF - 30)):
+        shop.order(f"a{number}", "ada", at(purchase_day), [("coffee", 1)])
     shop.customer("walt", at(200)).order("w1", "walt", at(AS_OF - 90), [("mug", 1)])  # winback 90
     shop.customer("bert", at(100)).order("b1", "bert", at(150)).order("b2", "bert", at(AS_OF - 1))  # welcome back
     shop.customer("anna", at(AS_OF - 364))  # registered a year ago the day after tomorrow: anniversary (due 2 days ahead)

@@ -9,6 +9,11 @@ import pytest
 from lifecycle_assets_tests.test_models.tiny_shop import TinyShop, at, day
 
 
+def card(product_id: str) -> dict:
+    """A tiny-shop product as a letter's card gets it: the default price, no page or image in the catalogue."""
+    return {"product_id": product_id, "name": f"Product {product_id}", "price": "10.00", "url": None, "image_url": None}
+
+
 def visitor_shop(**customer) -> TinyShop:
     return TinyShop().product("p1").product("p2").product("p3").customer("vic", at(0, 9), **customer)
 
@@ -38,7 +43,7 @@ def test_welcome_letter_carries_bonus_and_popular_recommendations(build):
     assert personalisation["bonus_amount"] == 10.0
     assert personalisation["bonus_expires_on"] == "2024-01-08"
     assert personalisation["series_step"] == 0
-    assert personalisation["recommendations"][0] == {"product_id": "p2", "name": "Product p2"}
+    assert personalisation["recommendations"][0] == card("p2")
 
 
 def test_a_customer_who_bought_on_registration_day_gets_the_welcome_letter_without_bonus(build):
@@ -88,7 +93,7 @@ def test_abandoned_cart_window(build, order_minutes_after_cart, abandoned):
 
 def test_abandoned_cart_names_the_products_still_in_the_cart(build):
     letter = build(cart_shop(None), as_of=3).letters("vic")["abandoned_cart:vic:2024-01-04"]
-    assert letter["personalisation"]["products"] == [{"product_id": "p1", "name": "Product p1"}]
+    assert letter["personalisation"]["products"] == [card("p1")]
     assert letter["personalisation"]["checkout_started"] is True
     assert letter["personalisation"]["cart_started_at"] == "2024-01-04T10:00:00"
     assert letter["fired_at"] == dt.datetime(2024, 1, 4, 15, 0)
@@ -137,7 +142,7 @@ def test_abandoned_browse(build, then, abandoned):
     assert ("abandoned_browse:vic:2024-01-04" in letters) is abandoned
     if abandoned:
         assert letters["abandoned_browse:vic:2024-01-04"]["personalisation"]["products"] == [
-            {"product_id": "p3", "name": "Product p3"}
+            card("p3")
         ]
 
 
@@ -160,10 +165,10 @@ def test_post_purchase_and_cross_sell_for_a_new_buyer(build):
     post = build(new_buyer_shop(), as_of=1).letters("bob")["post_purchase:bob:b1"]
     assert post["personalisation"]["order_id"] == "b1"
     assert post["personalisation"]["bonus_amount"] == 5.0
-    assert post["personalisation"]["products"] == [{"product_id": "p1", "name": "Product p1"}]
+    assert post["personalisation"]["products"] == [card("p1")]
     cross_sell = build(new_buyer_shop(), as_of=7).letters("bob")["cross_sell:bob:b1"]
     # p2 goes with p1: bought together with it in Ann's orders
-    assert cross_sell["personalisation"]["recommendations"][0] == {"product_id": "p2", "name": "Product p2"}
+    assert cross_sell["personalisation"]["recommendations"][0] == card("p2")
 
 
 def test_no_cross_sell_once_the_new_buyer_bought_again(build):

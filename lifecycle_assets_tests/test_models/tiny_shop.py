@@ -60,7 +60,15 @@ class TinyShop:
         return self
 
     def product(
-        self, product_id: str, *, category: str = "coffee", price: float = 10.0, rebuy_interval_days: int | None = None
+        self,
+        product_id: str,
+        *,
+        category: str = "coffee",
+        price: float = 10.0,
+        rebuy_interval_days: int | None = None,
+        url: str | None = None,
+        image_url: str | None = None,
+        landed: dt.date | None = None,
     ) -> TinyShop:
         self._add(
             "products",
@@ -70,8 +78,10 @@ class TinyShop:
                 "category": category,
                 "price": price,
                 "rebuy_interval_days": rebuy_interval_days,
+                "url": url,
+                "image_url": image_url,
             },
-            DAY_ZERO - dt.timedelta(days=400),
+            landed or DAY_ZERO - dt.timedelta(days=400),
         )
         return self
 
