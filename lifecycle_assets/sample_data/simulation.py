@@ -119,6 +119,44 @@ def _catalogue() -> pl.DataFrame:
 
 CATALOGUE = _catalogue()
 
+# Bought together: a product's companions are three products of its partner category (coffee with
+# grinders and French presses, books with cushions and lamps, ...). A line after an order's first
+# holds a companion of the first product with chance BOUGHT_TOGETHER_SHARE: the structure that
+# cross-selling and the recommendations' backtest can find (docs/sample_shop.md). These draws
+# come from a random stream of their own, so every other figure of the shop is what it was
+# without them (a share of 0 gives the shop byte for byte as before).
+PARTNER_CATEGORY = {
+    "coffee": "kitchen", "tea": "kitchen", "kitchen": "coffee", "pet_food": "pet_food", "cosmetics": "cosmetics",
+    "vitamins": "cosmetics", "electronics": "electronics", "books": "home", "home": "books", "garden": "garden",
+}
+COMPANIONS_PER_PRODUCT = 3
+BOUGHT_TOGETHER_SHARE = 0.3
+
+
+def _companions() -> np.ndarray:
+    """Product index -> its companions' indexes; the same whatever the seed, like the catalogue."""
+    rng = np.random.default_rng(20240102)
+    categories = CATALOGUE["category"].to_numpy()
+    companions = np.empty((PRODUCT_COUNT, COMPANIONS_PER_PRODUCT), dtype=np.int64)
+    for product in range(PRODUCT_COUNT):
+        partners = np.flatnonzero((categories == PARTNER_CATEGORY[categories[product]]) & (np.arange(PRODUCT_COUNT) != product))
+        companions[product] = rng.choice(partners, COMPANIONS_PER_PRODUCT, replace=False)
+    return companions
+
+
+COMPANIONS = _companions()
+
+
+def bought_together() -> pl.DataFrame:
+    """The documented pairs (``product_id``, ``companion_id``) the shop's customers buy together."""
+    product_ids = CATALOGUE["product_id"]
+    return pl.DataFrame(
+        {
+            "product_id": product_ids.gather(np.repeat(np.arange(PRODUCT_COUNT), COMPANIONS_PER_PRODUCT)),
+            "companion_id": product_ids.gather(COMPANIONS.ravel()),
+        }
+    )
+
 
 @dataclass(frozen=True)
 class ShopPlan:
@@ -182,6 +220,16 @@ class _Chunk:
         self.reg_day = plan.reg_day[self.start:end]
         self.reg_second = plan.reg_second[self.start:end]
         self.price_cents = CATALOGUE["price_cents"].to_numpy()
+
+    def _bought_together(self, product, item_order, item_starts, line_number) -> np.ndarray:
+        """A further line is often a companion of the order's first product (its own random stream)."""
+        if BOUGHT_TOGETHER_SHARE <= 0:
+            return product
+        rng = np.random.default_rng([self.plan.seed, 2, self.chunk])
+        first_product = product[item_starts][item_order]
+        together = (line_number >= 2) & (rng.random(item_order.size) < BOUGHT_TOGETHER_SHARE)
+        companion = COMPANIONS[first_product, rng.integers(0, COMPANIONS_PER_PRODUCT, item_order.size)]
+        return np.where(together, companion, product)
 
     # customers ------------------------------------------------------------------------------
     def _customers(self) -> pl.DataFrame:
@@ -329,6 +377,7 @@ class _Chunk:
         # Repeat orders often restock the customer's favourite (first line) - replenishment.
         restock = (line_number == 1) & (order_sequence[item_order] >= 1) & (rng.random(item_order.size) < 0.5)
         product = np.where(restock | ((line_number == 1) & (order_sequence[item_order] == 0)), order_favourite[item_order], product)
+        product = self._bought_together(product, item_order, item_starts, line_number)
         # Quantity: one-line orders are one item and 2-5-line orders stay below six items, so
         # "1 item" and "6+ items" mean the same whether counted by lines or by quantity.
         lines_of_item = line_count[item_order]

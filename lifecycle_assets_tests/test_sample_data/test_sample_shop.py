@@ -16,6 +16,7 @@ import pytest
 from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS
 from lifecycle_assets.ingest.pipeline import configure, ingest_days
 from lifecycle_assets.sample_data.sample_shop import MANIFEST_NAME, generate_sample_shop, main
+from lifecycle_assets.sample_data.simulation import BOUGHT_TOGETHER_SHARE, PRODUCT_COUNT, bought_together
 
 CONTRACT_DOC = Path(__file__).resolve().parents[2] / "docs" / "data_contract.md"
 INGEST_ORDER = ("customers", "products", "orders", "order_items", "interactions")
@@ -141,6 +142,21 @@ def test_order_totals_add_up_and_refunds_arrive_later(shop_20k):
     refunds = orders.filter(pl.col("status") == "refunded")
     assert refunds.height > 0
     assert refunds.join(first_landing, on="order_id").filter(pl.col("landing_day") <= pl.col("landing_day_right")).height == 0
+
+
+def test_products_bought_together_follow_the_documented_pairs(shop_20k):
+    root, _ = shop_20k
+    pairs = bought_together()
+    assert pairs.height == 600 and pairs.filter(pl.col("product_id") == pl.col("companion_id")).is_empty()
+    items = read_entity(root, "order_items").with_columns(pl.col("line_number").cast(pl.Int64))
+    first = items.filter(pl.col("line_number") == 1).select("order_id", first_product="product_id")
+    later = items.filter(pl.col("line_number") >= 2).join(first, on="order_id")
+    declared = later.join(pairs, left_on=["first_product", "product_id"], right_on=["product_id", "companion_id"], how="semi")
+    # By chance a later line would hold one of the first product's 3 companions among 200 products
+    # about 1.5% of the time; the shop puts one there in BOUGHT_TOGETHER_SHARE of the later lines.
+    chance = 3 / (PRODUCT_COUNT - 1)
+    assert declared.height / later.height == pytest.approx(BOUGHT_TOGETHER_SHARE + chance, abs=0.03)
+    assert declared.height / later.height > 10 * chance
 
 
 def test_interactions_cover_site_and_email_events(shop_20k):
