@@ -120,17 +120,20 @@ def _catalogue() -> pl.DataFrame:
 CATALOGUE = _catalogue()
 
 # Bought together: a product's companions are three products of its partner category (coffee with
-# grinders and French presses, books with cushions and lamps, ...). A line after an order's first
-# holds a companion of the first product with chance BOUGHT_TOGETHER_SHARE: the structure that
-# cross-selling and the recommendations' backtest can find (docs/sample_shop.md). These draws
-# come from a random stream of their own, so every other figure of the shop is what it was
-# without them (a share of 0 gives the shop byte for byte as before).
+# grinders and French presses, books with cushions and lamps, ...). A customer comes back for what
+# goes with their favourite product (the first line of their first order, often restocked): in a
+# repeat order each line after the first is a companion of the favourite with chance
+# BOUGHT_TOGETHER_SHARE. First orders have none, so these are new to the customer on a later visit -
+# the structure the site's recommendations and their backtest can find - and a restock order holds
+# the favourite with its companion - the pairs checkout cross-sell can find (docs/sample_shop.md).
+# These draws come from a random stream of their own, so every other figure of the shop is what it
+# was without them (a share of 0 gives the shop byte for byte as before).
 PARTNER_CATEGORY = {
     "coffee": "kitchen", "tea": "kitchen", "kitchen": "coffee", "pet_food": "pet_food", "cosmetics": "cosmetics",
     "vitamins": "cosmetics", "electronics": "electronics", "books": "home", "home": "books", "garden": "garden",
 }
 COMPANIONS_PER_PRODUCT = 3
-BOUGHT_TOGETHER_SHARE = 0.3
+BOUGHT_TOGETHER_SHARE = 0.5
 
 
 def _companions() -> np.ndarray:
@@ -221,14 +224,13 @@ class _Chunk:
         self.reg_second = plan.reg_second[self.start:end]
         self.price_cents = CATALOGUE["price_cents"].to_numpy()
 
-    def _bought_together(self, product, item_order, item_starts, line_number) -> np.ndarray:
-        """A further line is often a companion of the order's first product (its own random stream)."""
+    def _bought_together(self, product, line_number, repeat_line, favourite) -> np.ndarray:
+        """In a repeat order a further line is often a companion of the customer's favourite (own random stream)."""
         if BOUGHT_TOGETHER_SHARE <= 0:
             return product
         rng = np.random.default_rng([self.plan.seed, 2, self.chunk])
-        first_product = product[item_starts][item_order]
-        together = (line_number >= 2) & (rng.random(item_order.size) < BOUGHT_TOGETHER_SHARE)
-        companion = COMPANIONS[first_product, rng.integers(0, COMPANIONS_PER_PRODUCT, item_order.size)]
+        together = repeat_line & (line_number >= 2) & (rng.random(product.size) < BOUGHT_TOGETHER_SHARE)
+        companion = COMPANIONS[favourite, rng.integers(0, COMPANIONS_PER_PRODUCT, product.size)]
         return np.where(together, companion, product)
 
     # customers ------------------------------------------------------------------------------
@@ -377,7 +379,7 @@ class _Chunk:
         # Repeat orders often restock the customer's favourite (first line) - replenishment.
         restock = (line_number == 1) & (order_sequence[item_order] >= 1) & (rng.random(item_order.size) < 0.5)
         product = np.where(restock | ((line_number == 1) & (order_sequence[item_order] == 0)), order_favourite[item_order], product)
-        product = self._bought_together(product, item_order, item_starts, line_number)
+        product = self._bought_together(product, line_number, order_sequence[item_order] >= 1, order_favourite[item_order])
         # Quantity: one-line orders are one item and 2-5-line orders stay below six items, so
         # "1 item" and "6+ items" mean the same whether counted by lines or by quantity.
         lines_of_item = line_count[item_order]
