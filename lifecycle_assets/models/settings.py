@@ -46,6 +46,12 @@ class LifecycleSettings(dg.ConfigurableResource):
     bonus_valid_days: int = 14
     rebuy_min_observations: int = 3
     recommendations_count: int = 3
+    # The site's recommendations and checkout cross-sell (docs/recommendations.md).
+    recommendations_site_count: int = 10
+    recommendations_interest_days: int = 90
+    cross_sell_count: int = 5
+    cross_sell_min_orders: int = 2
+    cross_sell_prior_orders: int = 200
 
     def sql_parameters(self, as_of: dt.date) -> dict[str, object]:
         """Every rule as a named SQL parameter, with the resolved as-of date."""
