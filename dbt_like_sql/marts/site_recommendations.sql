@@ -96,12 +96,13 @@ candidates as (
     from interest
     join intermediate.product_goes_with as pairs using (product_id)
     join order_share on order_share.product_id = pairs.related_product_id
-    where interest.kind <> 'bought' and pairs.orders_together >= $cross_sell_min_orders and pairs.added_chance > 0
+    where interest.kind <> 'bought' and interest.next_order_chance > 0
+        and pairs.orders_together >= $cross_sell_min_orders and pairs.added_chance > 0
     group by all
     union all
     select visitor_type, visitor_id, product_id, next_order_chance, kind, 2
     from interest
-    where kind <> 'bought'
+    where kind <> 'bought' and next_order_chance > 0
     union all
     -- enough popular products that recommendations_site_count remain once the bought ones are out
     select visitors.visitor_type, visitors.visitor_id, order_share.product_id, order_share.chance, 'popular', 1

@@ -63,16 +63,17 @@ MANIFEST_NAME = "manifest.json"
 # --- the export ------------------------------------------------------------------------------------
 
 
-def _write_atomically(connection, query: str, target: Path, copy_options: str) -> None:
-    """COPY to a hidden temporary file beside the target, flush it to disk, then rename it over the target."""
+def _write_atomically(connection, query: str, target: Path, copy_options: str) -> int:
+    """COPY to a hidden temporary file beside the target, flush it to disk, rename it over the target; rows written."""
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        connection.execute(f"copy ({query}) to '{temporary.as_posix()}' {copy_options}")
+        rows = connection.execute(f"copy ({query}) to '{temporary.as_posix()}' {copy_options}").fetchone()[0]
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+    return int(rows)
 
 
 def export_recommendations(connection, folder: Path, as_of: dt.date) -> dict[str, dict[str, int]]:
@@ -80,11 +81,10 @@ def export_recommendations(connection, folder: Path, as_of: dt.date) -> dict[str
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, int]] = {}
     for stem, query in EXPORTS.items():
-        rows = connection.execute(f"select count(*) from ({query})").fetchone()[0]
         for extension, options in FORMATS.items():
             target = folder / f"{stem}.{extension}"
-            _write_atomically(connection, query, target, options)
-            written[target.name] = {"rows": int(rows), "bytes": target.stat().st_size}
+            rows = _write_atomically(connection, query, target, options)
+            written[target.name] = {"rows": rows, "bytes": target.stat().st_size}
     manifest = {"as_of": as_of.isoformat(), "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "files": written}
     temporary = folder / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
     temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
