@@ -16,7 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.models.recommendations import recommendation_backtest, run_recommendation_backtest, site_recommendation_files
+from lifecycle_assets.models.recommendations import (
+    _write_atomically,
+    recommendation_backtest,
+    run_recommendation_backtest,
+    site_recommendation_files,
+)
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import build_all
 from lifecycle_assets_tests.test_models.tiny_shop import TinyShop, at, day
@@ -140,6 +145,18 @@ def test_a_failed_export_leaves_the_previous_files_whole(build, tmp_path, monkey
     assert set(after) == set(before)
     for name in ("checkout_cross_sell.parquet", "checkout_cross_sell.jsonl", "manifest.json"):
         assert after[name] == before[name]
+
+
+@pytest.mark.parametrize("copy_options", ["(format json)", "(format parquet)"])
+def test_a_file_whose_writing_fails_midway_keeps_the_previous_file(tmp_path, copy_options):
+    target = tmp_path / "site_recommendations.out"
+    target.write_text("the previous build\n")
+    # Rows stream out until one fails to compute: a half-written file must never take the old one's place.
+    failing = "select i, case when i < 300000 then 'ok' else error('the feed broke') end as s from range(400000) as t(i)"
+    with duckdb.connect() as connection, pytest.raises(duckdb.Error, match="the feed broke"):
+        _write_atomically(connection, failing, target, copy_options)
+    assert target.read_text() == "the previous build\n"
+    assert [path.name for path in tmp_path.iterdir()] == [target.name]
 
 
 def backtest_shop() -> TinyShop:
