@@ -46,22 +46,25 @@ looked_at as (
 later_purchase as (
     -- learnt from the shop's history: of the products a customer first carted (viewed) on a day without
     -- buying them that day, the share they bought within the next recommendations_interest_days
-    select kind, count(distinct (looked.customer_id, looked.product_id)) filter (where later.customer_id is not null)
-        / count(distinct (looked.customer_id, looked.product_id)) as chance
+    select kind, avg((bought_later is not null)::integer) as chance
     from (
-        select customer_id, product_id, case when event_type = 'add_to_cart' then 'carted' else 'viewed' end as kind,
-            min(occurred_on) as first_on
-        from staging.stg_interactions
-        where event_type in ('product_view', 'add_to_cart') and customer_id is not null and product_id is not null
+        select looked.kind, looked.customer_id, looked.product_id, any_value(later.ordered_on) as bought_later
+        from (
+            select customer_id, product_id, case when event_type = 'add_to_cart' then 'carted' else 'viewed' end as kind,
+                min(occurred_on) as first_on
+            from staging.stg_interactions
+            where event_type in ('product_view', 'add_to_cart') and customer_id is not null and product_id is not null
+            group by all
+        ) as looked
+        left join purchases as later
+            on later.customer_id = looked.customer_id and later.product_id = looked.product_id
+            and later.ordered_on > looked.first_on and later.ordered_on <= looked.first_on + $recommendations_interest_days
+        anti join purchases as same_day
+            on same_day.customer_id = looked.customer_id and same_day.product_id = looked.product_id
+            and same_day.ordered_on = looked.first_on
+        where looked.first_on <= $as_of::date - $recommendations_interest_days
         group by all
-    ) as looked
-    left join purchases as later
-        on later.customer_id = looked.customer_id and later.product_id = looked.product_id
-        and later.ordered_on > looked.first_on and later.ordered_on <= looked.first_on + $recommendations_interest_days
-    anti join purchases as same_day
-        on same_day.customer_id = looked.customer_id and same_day.product_id = looked.product_id
-        and same_day.ordered_on = looked.first_on
-    where looked.first_on <= $as_of::date - $recommendations_interest_days
+    ) as outcomes
     group by kind
 ),
 interest as (
@@ -80,24 +83,38 @@ visitors as (
     union all
     select 'default', null, 0
 ),
+bought_next as (
+    -- per product, the few products its buyers came back for most (a longer list would never make a top)
+    select product_id, related_product_id, added_chance
+    from intermediate.product_bought_next
+    where with_related >= $cross_sell_min_orders and added_chance > 0
+    qualify row_number() over (partition by product_id order by added_chance desc, related_product_id)
+        <= 2 * $recommendations_site_count
+),
+goes_with as (
+    select product_id, related_product_id, added_chance
+    from intermediate.product_goes_with
+    where orders_together >= $cross_sell_min_orders and added_chance > 0
+    qualify row_number() over (partition by product_id order by added_chance desc, related_product_id)
+        <= 2 * $recommendations_site_count
+),
 candidates as (
     -- what buyers of their products came back for (bought), or what goes with a product in one order (carted, viewed)
     select interest.visitor_type, interest.visitor_id, pairs.related_product_id as product_id,
         any_value(order_share.chance) + max(pairs.added_chance) as chance, 'bought_next' as source, 3 as source_priority
     from interest
-    join intermediate.product_bought_next as pairs using (product_id)
+    join bought_next as pairs using (product_id)
     join order_share on order_share.product_id = pairs.related_product_id
-    where interest.kind = 'bought' and pairs.with_related >= $cross_sell_min_orders and pairs.added_chance > 0
+    where interest.kind = 'bought'
     group by all
     union all
     select interest.visitor_type, interest.visitor_id, pairs.related_product_id as product_id,
         any_value(order_share.chance) + max(interest.next_order_chance * pairs.added_chance) as chance,
         'goes_with' as source, 3 as source_priority
     from interest
-    join intermediate.product_goes_with as pairs using (product_id)
+    join goes_with as pairs using (product_id)
     join order_share on order_share.product_id = pairs.related_product_id
     where interest.kind <> 'bought' and interest.next_order_chance > 0
-        and pairs.orders_together >= $cross_sell_min_orders and pairs.added_chance > 0
     group by all
     union all
     select visitor_type, visitor_id, product_id, next_order_chance, kind, 2
@@ -111,23 +128,29 @@ candidates as (
 ),
 best as (
     -- a product found several ways counts once, at its highest chance (a tie goes to the more personal source)
-    select visitor_type, visitor_id, product_id, chance, source
+    select visitor_type, visitor_id, product_id, max(chance) as chance,
+        arg_max(source, struct_pack(chance, source_priority)) as source
     from candidates
     anti join bought using (visitor_type, visitor_id, product_id)
-    qualify row_number() over (
-        partition by visitor_type, visitor_id, product_id order by chance desc, source_priority desc
-    ) = 1
+    group by all
 ),
-ranked as (
-    select
-        best.*,
-        row_number() over (
-            partition by best.visitor_type, best.visitor_id
-            order by best.chance desc, order_share.popularity_position, best.product_id
-        ) as recommendation_rank
+top_products as (
+    -- the highest chances first; among equal chances the more popular product
+    select visitor_type, visitor_id,
+        arg_max(
+            struct_pack(best.product_id, best.source, best.chance),
+            struct_pack(best.chance, minus_position := -order_share.popularity_position),
+            $recommendations_site_count
+        ) as products
     from best
     join order_share using (product_id)
+    group by visitor_type, visitor_id
 )
-select visitor_type, visitor_id, recommendation_rank, product_id, source, round(chance, 4) as chance
-from ranked
-where recommendation_rank <= $recommendations_site_count
+select
+    visitor_type,
+    visitor_id,
+    generate_subscripts(products, 1) as recommendation_rank,
+    unnest(products).product_id as product_id,
+    unnest(products).source as source,
+    round(unnest(products).chance, 4) as chance
+from top_products
