@@ -175,6 +175,18 @@ def _build_on(connection, model, schema: str, parameters: dict[str, object]) -> 
     connection.execute(f"create table {schema}.{model.name} as {_model_sql_on(schema, model)}", bound)
 
 
+def _shown_to_buyers(work: str, lists: str) -> str:
+    """(customer_id, product_id) each held-out buyer is shown: their own rows, else the default rows, as on the site."""
+    return f"""
+        select held_out.customer_id, coalesce(own.product_id, fallback.product_id) as product_id
+        from {work}.held_out as held_out
+        left join {lists}.site_recommendations as own
+            on own.visitor_type = 'customer' and own.visitor_id = held_out.customer_id
+        left join {lists}.site_recommendations as fallback
+            on fallback.visitor_type = 'default' and own.visitor_id is null
+    """
+
+
 def _prepare_held_out(connection, interest_days: int) -> None:
     """The work schema: every buyer's last purchase day held out, their interest only from before it."""
     work = WORK_SCHEMA
@@ -249,23 +261,8 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
         _build_on(connection, models[SITE_TABLE], baseline, parameters)
         judged = connection.execute(
             f"""
-            with recommended as (
-                -- a buyer without a row of their own gets the default rows, as on the site
-                select held_out.customer_id, coalesce(own.product_id, fallback.product_id) as product_id
-                from {work}.held_out as held_out
-                left join {work}.site_recommendations as own
-                    on own.visitor_type = 'customer' and own.visitor_id = held_out.customer_id
-                left join {work}.site_recommendations as fallback
-                    on fallback.visitor_type = 'default' and own.visitor_id is null
-            ),
-            baseline as (
-                select held_out.customer_id, coalesce(own.product_id, fallback.product_id) as product_id
-                from {work}.held_out as held_out
-                left join {baseline}.site_recommendations as own
-                    on own.visitor_type = 'customer' and own.visitor_id = held_out.customer_id
-                left join {baseline}.site_recommendations as fallback
-                    on fallback.visitor_type = 'default' and own.visitor_id is null
-            )
+            with recommended as ({_shown_to_buyers(work, work)}),
+            baseline as ({_shown_to_buyers(work, baseline)})
             select
                 held_out.customer_id,
                 held_out.bought_before,
