@@ -1,4 +1,4 @@
--- description: The site's recommendation block: per known customer and per anonymous visitor who showed some interest, the top recommendations_site_count products by their estimated chance to be in the visitor's next order, never one they already bought. A product's chance starts at its share of all completed orders (`popular`) and rises with what goes with the products of their interest (intermediate.product_goes_with: added_chance of pairs in at least cross_sell_min_orders orders, times the chance that product is in their next order: `goes_with`); a product they carted or viewed in the last recommendations_interest_days counts at the share of such products the shop's customers bought later (`carted`, `viewed`). A product bought counts at the share of the customer's orders that held it. A visitor without rows gets the `default` rows (visitor_id empty). Exported by recommendations/site_recommendation_files; described in docs/recommendations.md.
+-- description: The site's recommendation block: per known customer and per anonymous visitor who showed some interest, the top recommendations_site_count products by their estimated chance to be in the visitor's next order, never one they already bought. A product's chance starts at its share of all completed orders (`popular`); it rises by the largest added_chance of what buyers of the customer's products came back for (intermediate.product_bought_next: `bought_next`) and of what goes in one order with a product they carted or viewed in the last recommendations_interest_days, times the chance they buy that product (intermediate.product_goes_with: `goes_with`); pairs count from cross_sell_min_orders orders. A carted or viewed product itself counts at the share of such products the shop's customers bought later (`carted`, `viewed`). A visitor without rows gets the `default` rows (visitor_id empty). Exported by recommendations/site_recommendation_files; described in docs/recommendations.md.
 -- owners: team:data
 -- unique_key: visitor_type, visitor_id, recommendation_rank
 -- count_table: visitor_type, source
@@ -21,13 +21,9 @@ order_share as (
     ) as shares using (product_id)
 ),
 bought as (
-    -- a product a customer bought is in their next order about as often as it was in their orders so far
-    select 'customer' as visitor_type, purchases.customer_id as visitor_id, purchases.product_id,
-        'bought' as kind, count(distinct purchases.order_id) / any_value(mine.orders) as next_order_chance
+    select distinct 'customer' as visitor_type, customer_id as visitor_id, product_id, 'bought' as kind,
+        null::double as next_order_chance
     from purchases
-    join (select customer_id, count(distinct order_id) as orders from purchases group by customer_id) as mine
-        using (customer_id)
-    group by all
 ),
 looked_at as (
     -- carted or viewed lately, the strongest kind per visitor and product
