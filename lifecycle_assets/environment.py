@@ -26,6 +26,11 @@ def outbox_dir() -> Path:
     return Path(os.environ.get("LIFECYCLE_OUTBOX_DIR", PROJECT_ROOT / "data" / "outbox"))
 
 
+def recommendations_dir() -> Path:
+    """Where each build writes the site's recommendation files (docs/recommendations.md)."""
+    return Path(os.environ.get("LIFECYCLE_RECOMMENDATIONS_DIR", PROJECT_ROOT / "data" / "recommendations"))
+
+
 def logs_dir() -> Path:
     """Where `make demo` keeps Dagster's full log of its runs (one file per demo)."""
     return Path(os.environ.get("LIFECYCLE_LOG_DIR", PROJECT_ROOT / "data" / "logs"))

@@ -68,6 +68,12 @@ class LifecycleSettings(dg.ConfigurableResource):
     active_champions_bonus_amount: float = 10.0  # the loyalty bonus with champions' early access
     active_at_risk_bonus_amount: float = 15.0  # the bonus of at-risk customers' sale invitation
     new_arrivals_days: int = 30  # a product is a new arrival this many days after it first landed
+    # The site's recommendations and checkout cross-sell (docs/recommendations.md).
+    recommendations_site_count: int = 10
+    recommendations_interest_days: int = 90
+    cross_sell_count: int = 5
+    cross_sell_min_orders: int = 2
+    cross_sell_prior_orders: int = 200
 
     def sql_parameters(self, as_of: dt.date) -> dict[str, object]:
         """Every rule as a named SQL parameter, with the resolved as-of date."""

@@ -126,6 +126,47 @@ def _catalogue() -> pl.DataFrame:
 
 CATALOGUE = _catalogue()
 
+# Bought together: a product's companions are three products of its partner category (coffee with
+# grinders and French presses, books with cushions and lamps, ...). A customer comes back for what
+# goes with their favourite product (the first line of their first order, often restocked): in a
+# repeat order each line after the first is a companion of the favourite with chance
+# BOUGHT_TOGETHER_SHARE. First orders have none, so these are new to the customer on a later visit -
+# the structure the site's recommendations and their backtest can find - and a restock order holds
+# the favourite with its companion - the pairs checkout cross-sell can find (docs/sample_shop.md).
+# These draws come from a random stream of their own, so every other figure of the shop is what it
+# was without them (a share of 0 gives the shop byte for byte as before).
+PARTNER_CATEGORY = {
+    "coffee": "kitchen", "tea": "kitchen", "kitchen": "coffee", "pet_food": "pet_food", "cosmetics": "cosmetics",
+    "vitamins": "cosmetics", "electronics": "electronics", "books": "home", "home": "books", "garden": "garden",
+}
+COMPANIONS_PER_PRODUCT = 3
+BOUGHT_TOGETHER_SHARE = 0.5
+
+
+def _companions() -> np.ndarray:
+    """Product index -> its companions' indexes; the same whatever the seed, like the catalogue."""
+    rng = np.random.default_rng(20240102)
+    categories = CATALOGUE["category"].to_numpy()
+    companions = np.empty((PRODUCT_COUNT, COMPANIONS_PER_PRODUCT), dtype=np.int64)
+    for product in range(PRODUCT_COUNT):
+        partners = np.flatnonzero((categories == PARTNER_CATEGORY[categories[product]]) & (np.arange(PRODUCT_COUNT) != product))
+        companions[product] = rng.choice(partners, COMPANIONS_PER_PRODUCT, replace=False)
+    return companions
+
+
+COMPANIONS = _companions()
+
+
+def bought_together() -> pl.DataFrame:
+    """The documented pairs (``product_id``, ``companion_id``) the shop's customers buy together."""
+    product_ids = CATALOGUE["product_id"]
+    return pl.DataFrame(
+        {
+            "product_id": product_ids.gather(np.repeat(np.arange(PRODUCT_COUNT), COMPANIONS_PER_PRODUCT)),
+            "companion_id": product_ids.gather(COMPANIONS.ravel()),
+        }
+    )
+
 
 @dataclass(frozen=True)
 class ShopPlan:
@@ -193,6 +234,15 @@ class _Chunk:
         self.reg_day = plan.reg_day[self.start:end]
         self.reg_second = plan.reg_second[self.start:end]
         self.price_cents = CATALOGUE["price_cents"].to_numpy()
+
+    def _bought_together(self, product, line_number, repeat_line, favourite) -> np.ndarray:
+        """In a repeat order a further line is often a companion of the customer's favourite (own random stream)."""
+        if BOUGHT_TOGETHER_SHARE <= 0:
+            return product
+        rng = np.random.default_rng([self.plan.seed, 2, self.chunk])
+        together = repeat_line & (line_number >= 2) & (rng.random(product.size) < BOUGHT_TOGETHER_SHARE)
+        companion = COMPANIONS[favourite, rng.integers(0, COMPANIONS_PER_PRODUCT, product.size)]
+        return np.where(together, companion, product)
 
     # customers ------------------------------------------------------------------------------
     def _customers(self) -> pl.DataFrame:
@@ -344,6 +394,7 @@ class _Chunk:
         # Repeat orders often restock the customer's favourite (first line) - replenishment.
         restock = (line_number == 1) & (order_sequence[item_order] >= 1) & (rng.random(item_order.size) < 0.5)
         product = np.where(restock | ((line_number == 1) & (order_sequence[item_order] == 0)), order_favourite[item_order], product)
+        product = self._bought_together(product, line_number, order_sequence[item_order] >= 1, order_favourite[item_order])
         # Quantity: one-line orders are one item and 2-5-line orders stay below six items, so
         # "1 item" and "6+ items" mean the same whether counted by lines or by quantity.
         lines_of_item = line_count[item_order]

@@ -16,6 +16,7 @@ import pytest
 from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS, WEBHOOK_ONLY_EVENT_TYPES
 from lifecycle_assets.ingest.pipeline import configure, ingest_days
 from lifecycle_assets.sample_data.sample_shop import MANIFEST_NAME, generate_sample_shop, main
+from lifecycle_assets.sample_data.simulation import BOUGHT_TOGETHER_SHARE, PRODUCT_COUNT, bought_together
 
 CONTRACT_DOC = Path(__file__).resolve().parents[2] / "docs" / "data_contract.md"
 INGEST_ORDER = ("customers", "products", "orders", "order_items", "interactions")
@@ -141,6 +142,32 @@ def test_order_totals_add_up_and_refunds_arrive_later(shop_20k):
     refunds = orders.filter(pl.col("status") == "refunded")
     assert refunds.height > 0
     assert refunds.join(first_landing, on="order_id").filter(pl.col("landing_day") <= pl.col("landing_day_right")).height == 0
+
+
+def test_repeat_orders_add_companions_of_the_favourite(shop_20k):
+    root, _ = shop_20k
+    pairs = bought_together()
+    assert pairs.height == 600 and pairs.filter(pl.col("product_id") == pl.col("companion_id")).is_empty()
+    orders = read_entity(root, "orders").unique("order_id").select("order_id", "customer_id", "ordered_at")
+    items = read_entity(root, "order_items").unique(["order_id", "line_number"]).with_columns(pl.col("line_number").cast(pl.Int64))
+    items = items.join(orders, on="order_id").with_columns(
+        first_order=pl.col("ordered_at") == pl.col("ordered_at").min().over("customer_id")
+    )
+    # The favourite is the first line of the customer's first order.
+    favourite = items.filter(pl.col("first_order") & (pl.col("line_number") == 1)).select("customer_id", favourite="product_id")
+    later = items.filter(pl.col("line_number") >= 2).join(favourite, on="customer_id")
+
+    def companion_share(lines: pl.DataFrame) -> float:
+        declared = lines.join(pairs, left_on=["favourite", "product_id"], right_on=["product_id", "companion_id"], how="semi")
+        return declared.height / lines.height
+
+    # By chance a line holds one of the favourite's 3 companions among 200 products about 1.5% of the
+    # time; a repeat order puts one there in BOUGHT_TOGETHER_SHARE of its later lines, a first order never.
+    chance = 3 / (PRODUCT_COUNT - 1)
+    repeat_share = companion_share(later.filter(~pl.col("first_order")))
+    assert repeat_share > 10 * chance
+    assert repeat_share == pytest.approx(BOUGHT_TOGETHER_SHARE + chance, abs=0.04)
+    assert companion_share(later.filter(pl.col("first_order"))) < 3 * chance
 
 
 def test_interactions_cover_site_and_email_events(shop_20k):

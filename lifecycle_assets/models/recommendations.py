@@ -1,0 +1,370 @@
+"""The site's recommendations leave the warehouse as files, and their quality is measured at every build.
+
+`site_recommendation_files` writes marts.site_recommendations (the block per visitor) and
+marts.checkout_cross_sell (what goes with a product) to Parquet and to JSON Lines in
+`recommendations_dir()`, one row per visitor or product with its ranked products. Each file is
+written to a temporary name in the same folder and renamed over the old one, so the site reads
+either the previous build's file or this one, never half a file (docs/recommendations.md).
+
+`recommendation_backtest` holds out each buyer's last purchase day, rebuilds the recommendations
+with the very SQL models from everything else (their own views and carts only from before that
+day, as the file built the night before would have known them), and counts how often the top N
+holds a product they then bought, against the popular products alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from scipy.stats import binomtest
+
+from lifecycle_assets.environment import recommendations_dir
+from lifecycle_assets.metadata import markdown_table
+from lifecycle_assets.models.settings import LifecycleSettings
+from lifecycle_assets.models.sql_models import load_models
+
+SITE_TABLE = "marts.site_recommendations"
+CROSS_SELL_TABLE = "marts.checkout_cross_sell"
+BACKTEST_TABLE = "marts.recommendation_backtest"
+# file stem -> the query whose rows it holds (one row per visitor / per product, products ranked)
+EXPORTS = {
+    "site_recommendations": f"""
+        select
+            visitor_type,
+            visitor_id,
+            list({{'rank': recommendation_rank, 'product_id': product_id, 'source': source}} order by recommendation_rank)
+                as products
+        from {SITE_TABLE}
+        group by visitor_type, visitor_id
+        order by visitor_type, visitor_id
+    """,
+    "checkout_cross_sell": f"""
+        select
+            product_id,
+            list({{'rank': cross_sell_rank, 'product_id': related_product_id, 'source': source}} order by cross_sell_rank)
+                as products
+        from {CROSS_SELL_TABLE}
+        group by product_id
+        order by product_id
+    """,
+}
+FORMATS = {"parquet": "(format parquet, compression zstd)", "jsonl": "(format json)"}
+MANIFEST_NAME = "manifest.json"
+
+
+# --- the export ------------------------------------------------------------------------------------
+
+
+def _write_atomically(connection, query: str, target: Path, copy_options: str) -> int:
+    """COPY to a hidden temporary file beside the target, flush it to disk, rename it over the target; rows written."""
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        rows = connection.execute(f"copy ({query}) to '{temporary.as_posix()}' {copy_options}").fetchone()[0]
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return int(rows)
+
+
+def export_recommendations(connection, folder: Path, as_of: dt.date) -> dict[str, dict[str, int]]:
+    """Write every export in every format, then the manifest; returns file name -> rows and bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, dict[str, int]] = {}
+    for stem, query in EXPORTS.items():
+        for extension, options in FORMATS.items():
+            target = folder / f"{stem}.{extension}"
+            rows = _write_atomically(connection, query, target, options)
+            written[target.name] = {"rows": rows, "bytes": target.stat().st_size}
+    manifest = {"as_of": as_of.isoformat(), "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "files": written}
+    temporary = folder / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, folder / MANIFEST_NAME)
+    return written
+
+
+@dg.asset(
+    key=["recommendations", "site_recommendation_files"],
+    deps=[dg.AssetKey(SITE_TABLE.split(".")), dg.AssetKey(CROSS_SELL_TABLE.split("."))],
+    group_name="lifecycle",
+    kinds={"duckdb", "parquet", "json"},
+    owners=["team:data"],
+    description="The site's recommendation block per visitor and the checkout cross-sell per product as Parquet and "
+    "JSON Lines files in LIFECYCLE_RECOMMENDATIONS_DIR, each replaced atomically (temporary file + rename) at every "
+    "build; schema in docs/recommendations.md.",
+)
+def site_recommendation_files(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
+    folder = recommendations_dir()
+    with duckdb.get_connection() as connection:
+        as_of = lifecycle_settings.resolve_as_of(connection)
+        written = export_recommendations(connection, folder, as_of)
+    metadata: dict[str, object] = {
+        "folder": dg.MetadataValue.path(str(folder)),
+        "as_of": dg.MetadataValue.text(as_of.isoformat()),
+        "files": dg.MetadataValue.md(
+            markdown_table(["file", "rows", "bytes"], [(name, f["rows"], f["bytes"]) for name, f in written.items()])
+        ),
+    }
+    for name, figures in written.items():
+        metadata[f"rows/{name}"] = dg.MetadataValue.int(figures["rows"])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+# --- the backtest ----------------------------------------------------------------------------------
+
+WORK_SCHEMA = "recommendation_backtest_work"
+BASELINE_SCHEMA = "recommendation_backtest_baseline"
+# The models the recommendations are made of, in build order; the backtest runs them on its own tables.
+BACKTEST_MODELS = ("marts.product_affinity", "intermediate.product_goes_with", "intermediate.product_bought_next", SITE_TABLE)
+
+
+@dataclass
+class RecommendationBacktest:
+    top_n: int
+    customers_judged: int
+    hit_rate: float
+    baseline_hit_rate: float
+    hit_rate_ci: tuple[float, float]
+    baseline_hit_rate_ci: tuple[float, float]
+    only_recommendations_hit: int  # customers the recommendations hit and the baseline missed
+    only_baseline_hit: int
+    p_value: float  # exact McNemar test on those two counts: could the difference be chance?
+    repeat_buyers_judged: int
+    repeat_buyers_hit_rate: float
+    repeat_buyers_baseline_hit_rate: float
+
+    def markdown(self) -> str:
+        def row(name: str, rate: float, ci: tuple[float, float]) -> tuple:
+            return (name, f"{rate:.1%}", f"{ci[0]:.1%} - {ci[1]:.1%}")
+
+        return (
+            f"Each buyer's last purchase day held out ({self.customers_judged} buyers): share whose top {self.top_n} "
+            f"holds a product bought that day. Only the recommendations hit {self.only_recommendations_hit}, only "
+            f"the popular products {self.only_baseline_hit} (exact McNemar p = {self.p_value:.2g}). Buyers with an "
+            f"earlier purchase ({self.repeat_buyers_judged}): {self.repeat_buyers_hit_rate:.1%} vs "
+            f"{self.repeat_buyers_baseline_hit_rate:.1%}.\n\n"
+            + markdown_table(
+                ["top N from", "hit rate", "95% interval (Wilson)"],
+                [
+                    row("site recommendations", self.hit_rate, self.hit_rate_ci),
+                    row("popular products only (baseline)", self.baseline_hit_rate, self.baseline_hit_rate_ci),
+                ],
+            )
+        )
+
+
+def _model_sql_on(schema: str, model) -> str:
+    """The model's SELECT reading every staging/marts table from `schema` instead."""
+    sql = model.select_sql
+    for source_schema, name in model.tables_read:
+        sql = re.sub(rf"\b{source_schema}\.{name}\b", f"{schema}.{name}", sql)
+    return sql
+
+
+def _build_on(connection, model, schema: str, parameters: dict[str, object]) -> None:
+    bound = {name: parameters[name] for name in model.parameters}
+    connection.execute(f"create table {schema}.{model.name} as {_model_sql_on(schema, model)}", bound)
+
+
+def _shown_to_buyers(work: str, lists: str) -> str:
+    """(customer_id, product_id) each held-out buyer is shown: their own rows, else the default rows, as on the site."""
+    return f"""
+        select held_out.customer_id, coalesce(own.product_id, fallback.product_id) as product_id
+        from {work}.held_out as held_out
+        left join {lists}.site_recommendations as own
+            on own.visitor_type = 'customer' and own.visitor_id = held_out.customer_id
+        left join {lists}.site_recommendations as fallback
+            on fallback.visitor_type = 'default' and own.visitor_id is null
+    """
+
+
+def _prepare_held_out(connection, interest_days: int) -> None:
+    """The work schema: every buyer's last purchase day held out, their interest only from before it."""
+    work = WORK_SCHEMA
+    for schema in (BASELINE_SCHEMA, work):
+        connection.execute(f"drop schema if exists {schema} cascade")
+    connection.execute(f"create schema {work}")
+    connection.execute(
+        f"""
+        create table {work}.held_out as
+        select customer_id, max(ordered_on) as held_out_on,
+            count(distinct ordered_on) > 1 as bought_before
+        from staging.stg_order_items
+        where is_purchase
+        group by customer_id
+        """
+    )
+    connection.execute(
+        f"""
+        create table {work}.held_out_products as
+        select distinct items.customer_id, items.product_id
+        from staging.stg_order_items as items
+        join {work}.held_out as held_out
+            on held_out.customer_id = items.customer_id and items.ordered_on = held_out.held_out_on
+        where items.is_purchase
+        """
+    )
+    connection.execute(
+        f"""
+        create table {work}.stg_order_items as
+        select items.*
+        from staging.stg_order_items as items
+        left join {work}.held_out as held_out using (customer_id)
+        where items.ordered_on < held_out.held_out_on or held_out.held_out_on is null
+        """
+    )
+    # Only the judged buyers' views and carts matter, each from the interest window before their held-out day.
+    connection.execute(
+        f"""
+        create table {work}.stg_interactions as
+        select events.*
+        from staging.stg_interactions as events
+        join {work}.held_out as held_out using (customer_id)
+        where events.event_type in ('product_view', 'add_to_cart')
+            and events.occurred_on < held_out.held_out_on
+            and events.occurred_on > held_out.held_out_on - $interest_days::integer
+        """,
+        {"interest_days": interest_days},
+    )
+    connection.execute(f"create view {work}.stg_products as select * from staging.stg_products")
+
+
+def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: dt.date) -> RecommendationBacktest | None:
+    """Hit rate of the top N on held-out last purchases, recommendations vs popular products; None: no buyer yet."""
+    top_n = settings.recommendations_site_count
+    models = {model.table: model for model in load_models()}
+    parameters = settings.sql_parameters(as_of)
+    # Each buyer's window is cut in _prepare_held_out; the model's own window (from as_of back) must not cut again.
+    parameters["recommendations_interest_days"] = 1_000_000
+    work, baseline = WORK_SCHEMA, BASELINE_SCHEMA
+    try:
+        _prepare_held_out(connection, settings.recommendations_interest_days)
+        for table in BACKTEST_MODELS:
+            _build_on(connection, models[table], work, parameters)
+        # The baseline: the same SQL with the personal part switched off (no views or carts, no pairs), so a
+        # buyer gets the popular products less what they bought.
+        connection.execute(f"create schema {baseline}")
+        connection.execute(f"create view {baseline}.stg_order_items as select * from {work}.stg_order_items")
+        connection.execute(f"create view {baseline}.stg_products as select * from {work}.stg_products")
+        connection.execute(f"create view {baseline}.stg_interactions as select * from {work}.stg_interactions where false")
+        for pairs in ("product_goes_with", "product_bought_next"):
+            connection.execute(f"create view {baseline}.{pairs} as select * from {work}.{pairs} where false")
+        _build_on(connection, models[SITE_TABLE], baseline, parameters)
+        judged = connection.execute(
+            f"""
+            with recommended as ({_shown_to_buyers(work, work)}),
+            baseline as ({_shown_to_buyers(work, baseline)})
+            select
+                held_out.customer_id,
+                held_out.bought_before,
+                exists (select 1 from recommended join {work}.held_out_products using (customer_id, product_id)
+                        where recommended.customer_id = held_out.customer_id) as recommended_hit,
+                exists (select 1 from baseline join {work}.held_out_products using (customer_id, product_id)
+                        where baseline.customer_id = held_out.customer_id) as baseline_hit
+            from {work}.held_out as held_out
+            """
+        ).fetchall()
+    finally:
+        connection.execute(f"drop schema if exists {baseline} cascade")
+        connection.execute(f"drop schema if exists {work} cascade")
+    if not judged:
+        return None
+    return summarise(top_n, [(bool(row[1]), bool(row[2]), bool(row[3])) for row in judged])
+
+
+def summarise(top_n: int, judged: list[tuple[bool, bool, bool]]) -> RecommendationBacktest:
+    """(bought_before, recommendations hit, baseline hit) per buyer -> the hit rates, their intervals and the test."""
+    count = len(judged)
+    hits = sum(1 for _, hit, _ in judged if hit)
+    baseline_hits = sum(1 for _, _, hit in judged if hit)
+    only_recommendations = sum(1 for _, hit, baseline in judged if hit and not baseline)
+    only_baseline = sum(1 for _, hit, baseline in judged if baseline and not hit)
+    discordant = only_recommendations + only_baseline
+    p_value = binomtest(only_recommendations, discordant, 0.5).pvalue if discordant else 1.0
+    repeat = [(hit, baseline) for before, hit, baseline in judged if before]
+
+    def interval(successes: int) -> tuple[float, float]:
+        ci = binomtest(successes, count).proportion_ci(confidence_level=0.95, method="wilson")
+        return (float(ci.low), float(ci.high))
+
+    return RecommendationBacktest(
+        top_n=top_n,
+        customers_judged=count,
+        hit_rate=hits / count,
+        baseline_hit_rate=baseline_hits / count,
+        hit_rate_ci=interval(hits),
+        baseline_hit_rate_ci=interval(baseline_hits),
+        only_recommendations_hit=only_recommendations,
+        only_baseline_hit=only_baseline,
+        p_value=float(p_value),
+        repeat_buyers_judged=len(repeat),
+        repeat_buyers_hit_rate=sum(hit for hit, _ in repeat) / len(repeat) if repeat else 0.0,
+        repeat_buyers_baseline_hit_rate=sum(baseline for _, baseline in repeat) / len(repeat) if repeat else 0.0,
+    )
+
+
+def write_backtest(connection, result: RecommendationBacktest | None) -> None:
+    """marts.recommendation_backtest: one row per figure (empty when no buyer could be judged)."""
+    connection.execute("create schema if not exists marts")
+    connection.execute(f"create or replace table {BACKTEST_TABLE} (metric varchar, value double)")
+    if result is None:
+        return
+    figures = {
+        key: value for key, value in asdict(result).items() if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    figures |= {"hit_rate_ci_low": result.hit_rate_ci[0], "hit_rate_ci_high": result.hit_rate_ci[1]}
+    figures |= {"baseline_hit_rate_ci_low": result.baseline_hit_rate_ci[0], "baseline_hit_rate_ci_high": result.baseline_hit_rate_ci[1]}
+    connection.executemany(f"insert into {BACKTEST_TABLE} values (?, ?)", [(k, float(v)) for k, v in figures.items()])
+
+
+def backtest_metadata(result: RecommendationBacktest) -> dict[str, object]:
+    return {
+        "backtest": dg.MetadataValue.md(result.markdown()),
+        "top_n": dg.MetadataValue.int(result.top_n),
+        "customers_judged": dg.MetadataValue.int(result.customers_judged),
+        "hit_rate": dg.MetadataValue.float(round(result.hit_rate, 4)),
+        "baseline_hit_rate": dg.MetadataValue.float(round(result.baseline_hit_rate, 4)),
+        "hit_rate_over_baseline": dg.MetadataValue.float(
+            round(result.hit_rate / result.baseline_hit_rate, 3) if result.baseline_hit_rate else float("nan")
+        ),
+        "p_value": dg.MetadataValue.float(result.p_value),
+        "repeat_buyers/hit_rate": dg.MetadataValue.float(round(result.repeat_buyers_hit_rate, 4)),
+        "repeat_buyers/baseline_hit_rate": dg.MetadataValue.float(round(result.repeat_buyers_baseline_hit_rate, 4)),
+    }
+
+
+@dg.asset(
+    key=BACKTEST_TABLE.split("."),
+    deps=[
+        dg.AssetKey(["staging", "stg_order_items"]),
+        dg.AssetKey(["staging", "stg_interactions"]),
+        dg.AssetKey(["staging", "stg_products"]),
+        dg.AssetKey(SITE_TABLE.split(".")),
+    ],
+    group_name="lifecycle",
+    kinds={"duckdb", "python"},
+    owners=["team:data"],
+    description="Backtest of the site recommendations: each buyer's last purchase day held out, the recommendations "
+    "rebuilt by the same SQL from everything else (their own views and carts only from before that day); hit rate of "
+    "the top recommendations_site_count against the popular products alone.",
+)
+def recommendation_backtest(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
+    with duckdb.get_connection() as connection:
+        as_of = lifecycle_settings.resolve_as_of(connection)
+        result = run_recommendation_backtest(connection, lifecycle_settings, as_of)
+        write_backtest(connection, result)
+    if result is None:
+        return dg.MaterializeResult(metadata={"not_enough_history": dg.MetadataValue.text("no buyer to judge yet")})
+    return dg.MaterializeResult(metadata=backtest_metadata(result))
+
+
+RECOMMENDATION_ASSETS = (site_recommendation_files, recommendation_backtest)

@@ -1,0 +1,218 @@
+"""The site's recommendations: files a shop's developers can rely on, popular products for a visitor we
+know nothing about, a planted pair found for the checkout, and a backtest that counts hits right.
+
+Every shop here is hand-made (tiny_shop), built in a real DuckDB file with the project's SQL models.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from lifecycle_assets.models.recommendations import (
+    _write_atomically,
+    recommendation_backtest,
+    run_recommendation_backtest,
+    site_recommendation_files,
+)
+from lifecycle_assets.models.settings import LifecycleSettings
+from lifecycle_assets.models.sql_models import build_all
+from lifecycle_assets_tests.test_models.tiny_shop import TinyShop, at, day
+
+RECOMMENDATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "recommendations.md"
+
+
+def documented_schema(file_stem: str) -> dict[str, str]:
+    """column -> Arrow type, from the table under the file's heading in docs/recommendations.md."""
+    text = RECOMMENDATIONS_DOC.read_text(encoding="utf-8")
+    section = text.split(f"### `{file_stem}`", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, flags=re.MULTILINE)
+    assert rows, f"no schema table under ### `{file_stem}`"
+    return dict(rows)
+
+
+def popular_shop() -> TinyShop:
+    """p1 is in 4 orders, p2 in 3, p3 in 2, p4 in 1; p5 never sold; v1 registered and bought nothing."""
+    shop = TinyShop()
+    for product in ("p1", "p2", "p3", "p4", "p5"):
+        shop.product(product)
+    for number in range(1, 5):
+        shop.customer(f"c{number}", at(0))
+    shop.customer("v1", at(3))
+    shop.order("o1", "c1", at(1), [("p1", 1), ("p2", 1), ("p3", 1), ("p4", 1)])
+    shop.order("o2", "c2", at(1), [("p1", 1), ("p2", 1), ("p3", 1)])
+    shop.order("o3", "c3", at(2), [("p1", 1), ("p2", 1)])
+    shop.order("o4", "c4", at(2), [("p1", 1)])
+    shop.event("product_view", "v1", at(4), product_id="p4")
+    shop.event("product_view", None, at(4), product_id="p3", anonymous_id="cookie-1")
+    return shop
+
+
+def rows(connection, sql: str, parameters=None) -> list[tuple]:
+    return connection.execute(sql, parameters or []).fetchall()
+
+
+def test_a_visitor_without_purchases_gets_the_popular_products(build):
+    shop = build(popular_shop(), 5, recommendations_site_count=3).connection
+    by_orders = ["p1", "p2", "p3"]  # the three products in the most orders
+    default = rows(shop, "select product_id from marts.site_recommendations where visitor_type = 'default' order by recommendation_rank")
+    assert [row[0] for row in default] == by_orders
+    # v1 viewed p4 (no history yet says views lead to purchases): the popular products, popular first
+    v1 = rows(shop, "select product_id, source from marts.site_recommendations where visitor_id = 'v1' order by recommendation_rank")
+    assert v1 == [(product, "popular") for product in by_orders]
+    cookie = rows(shop, "select product_id from marts.site_recommendations where visitor_id = 'cookie-1' order by recommendation_rank")
+    assert [row[0] for row in cookie] == by_orders
+    # A buyer is never offered what they bought: c3 (p1, p2) gets the next ones.
+    c3 = rows(shop, "select product_id from marts.site_recommendations where visitor_id = 'c3' order by recommendation_rank")
+    assert [row[0] for row in c3] == ["p3", "p4", "p5"]
+
+
+def test_checkout_cross_sell_finds_a_planted_pair(build):
+    shop = TinyShop().product("kettle").product("tea").product("milk").product("lamp")
+    for number in range(1, 15):
+        shop.customer(f"c{number}", at(0))
+    # The kettle is bought with tea in 4 of its 5 orders; milk is in most orders, with the kettle once;
+    # the lamp is always bought alone.
+    for number in range(1, 5):
+        shop.order(f"k{number}", f"c{number}", at(1), [("kettle", 1), ("tea", 1)])
+    shop.order("k5", "c5", at(1), [("kettle", 1), ("milk", 1)])
+    for number in range(6, 13):
+        shop.order(f"m{number}", f"c{number}", at(1), [("milk", 1)])
+    shop.order("l13", "c13", at(1), [("lamp", 1)]).order("l14", "c14", at(1), [("lamp", 1)])
+    connection = build(shop, 2, cross_sell_count=2).connection
+    kettle = rows(connection, "select related_product_id, source from marts.checkout_cross_sell where product_id = 'kettle' order by cross_sell_rank")
+    assert kettle[0] == ("tea", "bought_together")
+    # milk is with the kettle once but in most orders anyway: no added chance, it is only a popular filler
+    assert ("milk", "bought_together") not in kettle
+    lamp = rows(connection, "select related_product_id, source from marts.checkout_cross_sell where product_id = 'lamp' order by cross_sell_rank")
+    assert [source for _, source in lamp] == ["popular", "popular"]
+
+
+def test_export_files_replace_the_old_ones_whole_with_the_documented_schema(build, tmp_path, monkeypatch):
+    folder = tmp_path / "site"
+    monkeypatch.setenv("LIFECYCLE_RECOMMENDATIONS_DIR", str(folder))
+    connection = build(popular_shop(), 5, recommendations_site_count=3).connection
+    database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
+    connection.close()
+    folder.mkdir()
+    (folder / "site_recommendations.jsonl").write_text('{"old": true}\n')
+    reader = open(folder / "site_recommendations.jsonl", encoding="utf-8")  # a site process reading the old file
+    resources = {"duckdb": DuckDBResource(database=database), "lifecycle_settings": LifecycleSettings(as_of=day(5).isoformat(), recommendations_site_count=3)}
+    result = dg.materialize([site_recommendation_files], resources=resources)
+    assert result.success
+
+    # Renamed into place: the reader still holds the old file whole; the path holds the new one.
+    assert reader.read() == '{"old": true}\n'
+    reader.close()
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        ["site_recommendations.parquet", "site_recommendations.jsonl", "checkout_cross_sell.parquet", "checkout_cross_sell.jsonl", "manifest.json"]
+    )
+    for stem in ("site_recommendations", "checkout_cross_sell"):
+        documented = documented_schema(stem)
+        schema = pq.read_schema(folder / f"{stem}.parquet")
+        assert {field.name: str(field.type) for field in schema} == documented
+        lines = [json.loads(line) for line in (folder / f"{stem}.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert lines and all(set(line) == set(documented) for line in lines)
+    site = {(line["visitor_type"], line["visitor_id"]): line["products"] for line in map(json.loads, (folder / "site_recommendations.jsonl").read_text().splitlines())}
+    assert [product["product_id"] for product in site[("default", None)]] == ["p1", "p2", "p3"]
+    assert [product["rank"] for product in site[("customer", "c3")]] == [1, 2, 3]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["as_of"] == day(5).isoformat() and manifest["files"]["site_recommendations.jsonl"]["rows"] == len(site)
+
+
+def test_a_failed_export_leaves_the_previous_files_whole(build, tmp_path, monkeypatch):
+    folder = tmp_path / "site"
+    monkeypatch.setenv("LIFECYCLE_RECOMMENDATIONS_DIR", str(folder))
+    connection = build(popular_shop(), 5).connection
+    database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
+    connection.close()
+    resources = {"duckdb": DuckDBResource(database=database), "lifecycle_settings": LifecycleSettings(as_of=day(5).isoformat())}
+    assert dg.materialize([site_recommendation_files], resources=resources).success
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with duckdb.connect(database) as broken:
+        broken.execute("drop table marts.checkout_cross_sell")
+    result = dg.materialize([site_recommendation_files], resources=resources, raise_on_error=False)
+    assert not result.success
+    after = {path.name: path.read_bytes() for path in folder.iterdir()}
+    # No half-written or temporary file; the cross-sell files and the manifest are the previous build's.
+    assert set(after) == set(before)
+    for name in ("checkout_cross_sell.parquet", "checkout_cross_sell.jsonl", "manifest.json"):
+        assert after[name] == before[name]
+
+
+@pytest.mark.parametrize("copy_options", ["(format json)", "(format parquet)"])
+def test_a_file_whose_writing_fails_midway_keeps_the_previous_file(tmp_path, copy_options):
+    target = tmp_path / "site_recommendations.out"
+    target.write_text("the previous build\n")
+    # Rows stream out until one fails to compute: a half-written file must never take the old one's place.
+    failing = "select i, case when i < 300000 then 'ok' else error('the feed broke') end as s from range(400000) as t(i)"
+    with duckdb.connect() as connection, pytest.raises(duckdb.Error, match="the feed broke"):
+        _write_atomically(connection, failing, target, copy_options)
+    assert target.read_text() == "the previous build\n"
+    assert [path.name for path in tmp_path.iterdir()] == [target.name]
+
+
+def backtest_shop() -> TinyShop:
+    """Buyers of coffee come back for a grinder; buyers of milk come back for tea. Days 1, 2, 3 are purchase days.
+
+    a1-a3: coffee, grinder, coffee   c1-c2: coffee, grinder   d1-d4: milk, milk   f1-f3: milk, tea, milk   e1: tea
+    """
+    shop = TinyShop()
+    for product in ("coffee", "grinder", "milk", "tea"):
+        shop.product(product)
+    plans = {
+        **{f"a{n}": ["coffee", "grinder", "coffee"] for n in range(1, 4)},
+        **{f"c{n}": ["coffee", "grinder"] for n in range(1, 3)},
+        **{f"d{n}": ["milk", "milk"] for n in range(1, 5)},
+        **{f"f{n}": ["milk", "tea", "milk"] for n in range(1, 4)},
+        "e1": ["tea"],
+    }
+    for customer, products in plans.items():
+        shop.customer(customer, at(0))
+        for purchase_day, product in enumerate(products, start=1):
+            shop.order(f"{customer}-{purchase_day}", customer, at(purchase_day), [(product, 1)])
+    return shop
+
+
+def test_backtest_counts_hits_of_the_top_product_on_held_out_last_purchases(build):
+    # Held out: every buyer's last day. What is left: orders coffee 5 (a 3, c 2), grinder 3, milk 7 (a-less:
+    # d 4, f 3), tea 3; the repeat days a1-a3 day 2 (coffee before, grinder bought) and f1-f3 day 2 (milk
+    # before, tea bought). Top 1 (no shrinking of pairs):
+    #   popular only, less what they bought:  a -> milk (held coffee), c -> milk (held grinder),
+    #     d -> coffee (held milk), f -> coffee (held milk), e -> milk (held tea): 0 hits of 13.
+    #   recommendations: c bought coffee, whose buyers came back for a grinder -> grinder: 2 hits;
+    #     d bought milk -> tea (held milk); a, f bought both halves of their pair -> popular; e -> milk.
+    connection = build(backtest_shop(), 4).connection
+    settings = LifecycleSettings(as_of=day(4).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0)
+    result = run_recommendation_backtest(connection, settings, day(4))
+    assert result.customers_judged == 13
+    assert result.hit_rate == pytest.approx(2 / 13)
+    assert result.baseline_hit_rate == 0
+    assert (result.only_recommendations_hit, result.only_baseline_hit) == (2, 0)
+    assert result.repeat_buyers_judged == 12
+    assert result.repeat_buyers_hit_rate == pytest.approx(2 / 12)
+    # The backtest's own tables are gone; the warehouse keeps only its result.
+    schemas = {row[0] for row in rows(connection, "select schema_name from information_schema.schemata")}
+    assert not any(schema.startswith("recommendation_backtest") for schema in schemas)
+
+
+def test_backtest_asset_reports_the_hit_rates_as_metadata(build):
+    connection = build(backtest_shop(), 4).connection
+    database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
+    connection.close()
+    settings = LifecycleSettings(as_of=day(4).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0)
+    result = dg.materialize([recommendation_backtest], resources={"duckdb": DuckDBResource(database=database), "lifecycle_settings": settings})
+    metadata = result.asset_materializations_for_node("marts__recommendation_backtest")[0].metadata
+    assert metadata["hit_rate"].value == pytest.approx(round(2 / 13, 4))
+    assert metadata["baseline_hit_rate"].value == 0
+    assert metadata["customers_judged"].value == 13
+    with duckdb.connect(database, read_only=True) as warehouse:
+        stored = dict(warehouse.execute("select metric, value from marts.recommendation_backtest").fetchall())
+    assert stored["hit_rate"] == pytest.approx(2 / 13)
