@@ -30,6 +30,9 @@ AMOUNT_PATTERN = r"[+-]?([0-9]+([.][0-9]{0,2})?|[.][0-9]{1,2})"
 TRUE_WORDS = ("true", "1", "yes", "t", "y")
 FALSE_WORDS = ("false", "0", "no", "f", "n")
 WHITESPACE = " \t\n\r\x0b\x0c"
+# A value starting or ending with one of WHITESPACE (RE2 class): only those pay for trim() with a
+# character set, which is ~4x slower than this test on the values that need no trimming.
+PADDED_PATTERN = r"^[ \t\n\r\x0b\x0c]|[ \t\n\r\x0b\x0c]$"
 
 SQL_TYPES = {
     "string": "VARCHAR",
@@ -172,7 +175,11 @@ def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
     names = entity.column_names
     # The quarantined row as delivered (before trimming), looked up in `landed` for bad rows only.
     raw_row = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {LANDED_TABLE}.{q(c)}" for c in names) + "))"
-    cleaned = ", ".join(f"nullif(trim({q(c)}, {lit(WHITESPACE)}), '') AS {q(c)}" for c in names)
+    cleaned = ", ".join(
+        f"nullif(CASE WHEN regexp_matches({q(c)}, {lit(PADDED_PATTERN)}) THEN trim({q(c)}, {lit(WHITESPACE)}) "
+        f"ELSE {q(c)} END, '') AS {q(c)}"
+        for c in names
+    )
     typed_columns = ", ".join(f"{parse_sql(c)} AS {typed(c)}" for c in entity.columns)
     # Within a landing day the first row of an id wins (by file name, then row): a later row is a
     # duplicate. Where the contract allows changes within a day, only an exact copy is a duplicate.
