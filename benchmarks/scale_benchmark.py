@@ -7,7 +7,8 @@ every check, builds every model, then runs the next daily run on top (ingest of 
 day and a model build). In the same run it measures the floor: a bare DuckDB scan of the landing
 files the ingest read (``read_csv`` with explicit columns, ``read_parquet``, ``read_json``).
 
-Each phase runs in its own process, so seconds and peak RSS are per phase; the runs go through the
+Each phase runs in its own process, so seconds, CPU seconds (the whole process, imports included:
+on a shared machine wall seconds depend on the load) and peak RSS are per phase; the runs go through the
 project's own Definitions (``lifecycle_assets.definitions``), so whatever ingest is in place is
 measured. With ``--dirty`` the shop holds the generator's bad rows and files, and after the daily run
 the quarantine (rows by entity and reason, files by reason) is compared with the generator's manifest. With ``--keep DIR``, DIR holds ``landing/`` and ``warehouse.duckdb`` afterwards. The
@@ -186,6 +187,8 @@ def run_phase(name: str, folder: Path, args: argparse.Namespace) -> tuple[float,
         raise SystemExit(f"phase {name} failed with exit code {child.returncode}")
     outcome = json.loads(output.strip().splitlines()[-1])
     outcome["process_s"] = round(time.perf_counter() - started, 1)
+    # On a shared machine wall seconds depend on the load; the process's CPU seconds much less.
+    outcome["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     return outcome.pop("seconds"), usage.ru_maxrss / 1024, outcome
 
 
@@ -245,6 +248,7 @@ def main() -> None:
         "build_s": round(results["build"][0], 1),
         "daily_s": round(results["daily"][0], 1),
         "peak_rss_mb": round(max(rss for _, rss, _ in results.values())),
+        "cpu_s": {name: results[name][2]["cpu_s"] for name in PHASES},
         "backtest_s": dict(results["build"][2]["slowest_steps"]).get("marts__lapse_backtest"),
         **({"quarantine_matches_manifest": quarantine["matches"]} if quarantine else {}),
     }))
