@@ -106,6 +106,12 @@ def parse_sql(column: Column) -> str:
     return c
 
 
+def cleaned_sql(name: str) -> str:
+    """SQL of a value without surrounding WHITESPACE, NULL when nothing is left."""
+    c = q(name)
+    return f"nullif(CASE WHEN regexp_matches({c}, {lit(PADDED_PATTERN)}) THEN trim({c}, {lit(WHITESPACE)}) ELSE {c} END, '')"
+
+
 def typed(column: Column) -> str:
     return q(f"__typed_{column.name}")
 
@@ -175,11 +181,7 @@ def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
     names = entity.column_names
     # The quarantined row as delivered (before trimming), looked up in `landed` for bad rows only.
     raw_row = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {LANDED_TABLE}.{q(c)}" for c in names) + "))"
-    cleaned = ", ".join(
-        f"nullif(CASE WHEN regexp_matches({q(c)}, {lit(PADDED_PATTERN)}) THEN trim({q(c)}, {lit(WHITESPACE)}) "
-        f"ELSE {q(c)} END, '') AS {q(c)}"
-        for c in names
-    )
+    cleaned = ", ".join(f"{cleaned_sql(c)} AS {q(c)}" for c in names)
     typed_columns = ", ".join(f"{parse_sql(c)} AS {typed(c)}" for c in entity.columns)
     # Within a landing day the first row of an id wins (by file name, then row): a later row is a
     # duplicate. Where the contract allows changes within a day, only an exact copy is a duplicate.
