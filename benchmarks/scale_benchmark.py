@@ -1,15 +1,17 @@
 """The whole pipeline at scale: generate, ingest with every check, build every model, the next day.
 
-    .venv/bin/python benchmarks/scale_benchmark.py --customers 100000 [--days 365] [--keep DIR]
+    .venv/bin/python benchmarks/scale_benchmark.py --customers 100000 [--days 365] [--keep DIR] [--dirty]
 
 Generates a sample shop of ``days + 1`` landing days, ingests the first ``days`` in one run with
 every check, builds every model, then runs the next daily run on top (ingest of the last landing
 day and a model build). In the same run it measures the floor: a bare DuckDB scan of the landing
 files the ingest read (``read_csv`` with explicit columns, ``read_parquet``, ``read_json``).
 
-Each phase runs in its own process, so seconds and peak RSS are per phase; the runs go through the
+Each phase runs in its own process, so seconds, CPU seconds (the whole process, imports included:
+on a shared machine wall seconds depend on the load) and peak RSS are per phase; the runs go through the
 project's own Definitions (``lifecycle_assets.definitions``), so whatever ingest is in place is
-measured. With ``--keep DIR``, DIR holds ``landing/`` and ``warehouse.duckdb`` afterwards. The
+measured. With ``--dirty`` the shop holds the generator's bad rows and files, and after the daily run
+the quarantine (rows by entity and reason, files by reason) is compared with the generator's manifest. With ``--keep DIR``, DIR holds ``landing/`` and ``warehouse.duckdb`` afterwards. The
 last line is one JSON object.
 """
 
@@ -39,7 +41,7 @@ def phase_generate(folder: Path, args: argparse.Namespace) -> dict:
     from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 
     started = time.perf_counter()
-    shop = generate_sample_shop(folder / "landing", args.customers, args.days + 1, args.end_day, seed=args.seed)
+    shop = generate_sample_shop(folder / "landing", args.customers, args.days + 1, args.end_day, seed=args.seed, dirty=args.dirty)
     return {"seconds": time.perf_counter() - started, "rows": shop["rows"], "files": shop["files"], "first_day": shop["first_day"], "last_day": shop["last_day"]}
 
 
@@ -65,6 +67,8 @@ def phase_floor(folder: Path, args: argparse.Namespace) -> dict:
 
     shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
     backfill_last_day = (date.fromisoformat(shop["last_day"]) - timedelta(days=1)).isoformat()
+    # A dirty shop's bad files are not part of the floor (a bare scan cannot read them).
+    bad_files = {str(folder / "landing" / path) for paths in shop.get("injected", {}).get("files", {}).values() for path in paths}
     rows = 0
     started = time.perf_counter()
     with duckdb.connect() as con:
@@ -79,7 +83,8 @@ def phase_floor(folder: Path, args: argparse.Namespace) -> dict:
             }
             touched = ", ".join(f"count({name})" for name in names)
             for file_format, files in by_format.items():
-                if file_format in readers:
+                files = [f for f in files if f not in bad_files]
+                if file_format in readers and files:
                     rows += con.execute(f"SELECT count(*), {touched} FROM {readers[file_format]}", {"files": files}).fetchone()[0]
     return {"seconds": time.perf_counter() - started, "rows": rows}
 
@@ -136,7 +141,31 @@ def phase_daily(folder: Path, args: argparse.Namespace) -> dict:
         "success": ingest["success"] and build["success"],
         "ingest_s": round(ingest["seconds"], 2),
         "build_s": round(build["seconds"], 2),
+        "slowest_ingest_steps": ingest["slowest_steps"],
+        "slowest_build_steps": build["slowest_steps"],
         "failed_checks": ingest["failed_checks"] + build["failed_checks"],
+    }
+
+
+def quarantine_vs_manifest(folder: Path) -> dict:
+    """The quarantine after every landing day was ingested, beside what the generator says it injected."""
+    import duckdb
+
+    manifest = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
+    injected_rows = {f"{entity} {reason}": n for reason, per_entity in manifest["injected"]["rows"].items()
+                     for entity, n in per_entity.items()}
+    injected_files = {reason: len(paths) for reason, paths in manifest["injected"]["files"].items()}
+    with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
+        found_rows = dict(con.execute("SELECT entity || ' ' || reason, count(*) FROM quality.quarantined_rows GROUP BY ALL").fetchall())
+        # A file's reason may carry its detail ("unreadable (line 3: ...)"): its first word is the reason.
+        found_files = dict(con.execute(
+            "SELECT split_part(reason, ' ', 1), count(*) FROM quality.quarantined_files GROUP BY ALL").fetchall())
+    reasons = sorted(set(injected_rows) | set(found_rows))
+    file_reasons = sorted(set(injected_files) | set(found_files))
+    return {
+        "rows": [(r, injected_rows.get(r, 0), found_rows.get(r, 0)) for r in reasons],
+        "files": [(r, injected_files.get(r, 0), found_files.get(r, 0)) for r in file_reasons],
+        "matches": injected_rows == found_rows and injected_files == found_files,
     }
 
 
@@ -147,7 +176,8 @@ def run_phase(name: str, folder: Path, args: argparse.Namespace) -> tuple[float,
     """Seconds of the phase's work (without the process's imports), its process's peak RSS (MB), and
     what the phase reported (with ``process_s``, the whole process's seconds)."""
     command = [sys.executable, __file__, "--phase", name, "--folder", str(folder), "--customers", str(args.customers),
-               "--days", str(args.days), "--end-day", args.end_day, "--seed", str(args.seed)]
+               "--days", str(args.days), "--end-day", args.end_day, "--seed", str(args.seed),
+               *(["--dirty"] if args.dirty else [])]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     output = child.stdout.read()
@@ -157,6 +187,8 @@ def run_phase(name: str, folder: Path, args: argparse.Namespace) -> tuple[float,
         raise SystemExit(f"phase {name} failed with exit code {child.returncode}")
     outcome = json.loads(output.strip().splitlines()[-1])
     outcome["process_s"] = round(time.perf_counter() - started, 1)
+    # On a shared machine wall seconds depend on the load; the process's CPU seconds much less.
+    outcome["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     return outcome.pop("seconds"), usage.ru_maxrss / 1024, outcome
 
 
@@ -167,6 +199,7 @@ def main() -> None:
     parser.add_argument("--end-day", default="2026-11-21", help="the last landing day (the daily run's)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep landing/ and warehouse.duckdb in this folder")
+    parser.add_argument("--dirty", action="store_true", help="land the generator's bad rows and files; compare the quarantine with its manifest")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -182,6 +215,7 @@ def main() -> None:
         (folder / "warehouse.duckdb").unlink(missing_ok=True)
         (folder / "warehouse.duckdb.wal").unlink(missing_ok=True)
         results = {name: run_phase(name, folder, args) for name in PHASES}
+        quarantine = quarantine_vs_manifest(folder) if args.dirty else None
 
     generated = results["generate"][2]
     landing_rows = sum(generated["rows"].values())
@@ -194,6 +228,14 @@ def main() -> None:
         print(f"{name:<10} {seconds:>8.1f} {rss:>12.0f}  {json.dumps(notes, default=str)}")
     ingest_s, floor_s = results["ingest"][0], results["floor"][0]
     print(f"ingest / floor: {ingest_s / floor_s:.1f}x (floor scanned {results['floor'][2]['rows']:,} rows)")
+    if quarantine:
+        print(f"{'quarantined rows: entity reason':<55} {'injected':>9} {'found':>9}")
+        for reason, injected, found in quarantine["rows"]:
+            print(f"{reason:<55} {injected:>9,} {found:>9,}")
+        print(f"{'quarantined files: reason':<55} {'injected':>9} {'found':>9}")
+        for reason, injected, found in quarantine["files"]:
+            print(f"{reason:<55} {injected:>9,} {found:>9,}")
+        print(f"quarantine equals the generator's manifest: {quarantine['matches']}")
     for name in ("ingest", "build", "daily"):
         if not results[name][2]["success"] or results[name][2]["failed_checks"]:
             print(f"WARNING: {name} did not fully succeed: {results[name][2]['failed_checks']}")
@@ -206,6 +248,9 @@ def main() -> None:
         "build_s": round(results["build"][0], 1),
         "daily_s": round(results["daily"][0], 1),
         "peak_rss_mb": round(max(rss for _, rss, _ in results.values())),
+        "cpu_s": {name: results[name][2]["cpu_s"] for name in PHASES},
+        "backtest_s": dict(results["build"][2]["slowest_steps"]).get("marts__lapse_backtest"),
+        **({"quarantine_matches_manifest": quarantine["matches"]} if quarantine else {}),
     }))
 
 

@@ -37,6 +37,9 @@ AMOUNT_PATTERN = r"[+-]?([0-9]+([.][0-9]{0,2})?|[.][0-9]{1,2})"
 TRUE_WORDS = ("true", "1", "yes", "t", "y")
 FALSE_WORDS = ("false", "0", "no", "f", "n")
 WHITESPACE = " \t\n\r\x0b\x0c"
+# A value starting or ending with one of WHITESPACE (RE2 class): only those pay for trim() with a
+# character set, which is ~4x slower than this test on the values that need no trimming.
+PADDED_PATTERN = r"^[ \t\n\r\x0b\x0c]|[ \t\n\r\x0b\x0c]$"
 
 SQL_TYPES = {
     "string": "VARCHAR",
@@ -108,6 +111,12 @@ def parse_sql(column: Column) -> str:
     if column.type == "email":
         return f"lower({c})"
     return c
+
+
+def cleaned_sql(name: str) -> str:
+    """SQL of a value without surrounding WHITESPACE, NULL when nothing is left."""
+    c = q(name)
+    return f"nullif(CASE WHEN regexp_matches({c}, {lit(PADDED_PATTERN)}) THEN trim({c}, {lit(WHITESPACE)}) ELSE {c} END, '')"
 
 
 def typed(column: Column) -> str:
@@ -220,7 +229,7 @@ def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
     names = entity.column_names
     # The quarantined row as delivered (before trimming), looked up in `landed` for bad rows only.
     raw_row = "to_json(struct_pack(" + ", ".join(f"{q(c)} := {LANDED_TABLE}.{q(c)}" for c in names) + "))"
-    cleaned_value = {c: f"nullif(trim({q(c)}, {lit(WHITESPACE)}), '')" for c in names}
+    cleaned_value = {c: cleaned_sql(c) for c in names}
     cleaned = ", ".join(f"{value} AS {q(c)}" for c, value in cleaned_value.items())
     find_malformed_emails(con, entity, cleaned_value)
     typed_columns = ", ".join(f"{parse_sql(c)} AS {typed(c)}" for c in entity.columns)
