@@ -17,9 +17,7 @@ from (
     qualify row_number() over (
         partition by order_id, line_number
         order by
-            (_landing_date <= $as_of::date) desc,
-            case when _landing_date <= $as_of::date then _landing_date end desc,
-            _landing_date asc,
+            landed_as_of_order(_landing_date, $as_of::date),
             _row_number asc
     ) = 1
 ) as items

@@ -19,8 +19,7 @@ from (
         order by
             (_landing_date <= $as_of::date) desc,
             case when _landing_date <= $as_of::date then coalesce(updated_at, ordered_at) end desc,
-            case when _landing_date <= $as_of::date then _landing_date end desc,
-            _landing_date asc,
+            landed_as_of_order(_landing_date, $as_of::date),
             status <> 'completed' desc,
             _source_file desc,
             _row_number desc

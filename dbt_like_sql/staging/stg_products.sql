@@ -9,8 +9,6 @@ from raw.products
 qualify row_number() over (
     partition by product_id
     order by
-        (_landing_date <= $as_of::date) desc,
-        case when _landing_date <= $as_of::date then _landing_date end desc,
-        _landing_date asc,
+        landed_as_of_order(_landing_date, $as_of::date),
         _row_number asc
 ) = 1

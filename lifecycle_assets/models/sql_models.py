@@ -282,6 +282,15 @@ def _columns(connection, table: str) -> dict[str, str]:
     return {row[0]: row[1] for row in connection.execute(f"describe {table}").fetchall()}
 
 
+# The one "latest row landed on or before the as-of day" rule the staging models order by (lower is
+# preferred): rows landed by the as-of day first, the latest landing first; a row that landed only
+# later (a backfill of an older day) counts from its earliest landing.
+SHARED_MACROS = """
+create or replace temp macro landed_as_of_order(landing_date, as_of) as
+    case when landing_date <= as_of then as_of - landing_date else 1000000 + (landing_date - as_of) end
+"""
+
+
 def run_model(model: SqlModel, connection, parameters: dict[str, object], full_refresh: bool = False) -> dict[str, object]:
     """Create the model's table, or for an incremental model merge the SELECT into it; return what happened.
 
@@ -292,6 +301,7 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     to the SELECT is added to the table; a column removed from it is dropped.
     """
     bound = _bound_parameters(model, parameters)
+    connection.execute(SHARED_MACROS)
     connection.execute(f"create schema if not exists {model.schema}")
     exists = connection.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
