@@ -55,6 +55,11 @@ def measures(entity: Entity) -> list[Measure]:
             found.append(Measure(f"{column.name}_true_share", f"avg({quoted}::INTEGER)", share=True))
         if not column.required:
             found.append(Measure(f"{column.name}_null_share", f"avg(({quoted} IS NULL)::INTEGER)", share=True))
+    if entity.partial_rows_without:
+        # Judge the day's whole records (registrations), not its partial change rows: a day with many
+        # consent withdrawals is not a broken export.
+        whole = f'FILTER (WHERE "{entity.partial_rows_without}" IS NOT NULL)'
+        found = [Measure(m.name, f"{m.sql} {whole}", m.share) for m in found]
     return found
 
 

@@ -130,3 +130,19 @@ def test_a_row_that_changes_nothing_is_quarantined(tmp_path):
         (f"customers/date={DAY}/changes.jsonl", "missing_required:registered_at")
     ]
     assert run.query("SELECT count(*) FROM raw.customers")[0][0] == 1
+
+
+def test_a_day_with_many_consent_changes_is_not_a_broken_export(tmp_path):
+    """The day profile judges registrations, not the emptiness that partial change rows have by design."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse.duckdb"
+    days = [f"2024-03-{d:02d}" for d in range(1, 11)]
+    for n, day in enumerate(days):
+        registrations = [customer(1000 * n + i, registered_at=f"{day}T09:00:00") for i in range(250)]
+        write_landing_file(landing, "customers", day, "customers.csv", registrations)
+    # The last day also brings 100 withdrawals alone (a quarter of its rows).
+    write_landing_file(landing, "customers", days[-1], "withdrawals.jsonl", [
+        {"customer_id": f"c{i}", "marketing_consent": False, "updated_at": f"{days[-1]}T08:00:00"} for i in range(100)
+    ])
+    run = run_ingest(landing, warehouse, days[0], days[-1], policy=QualityPolicy(volume_min_median_rows=10_000))
+    assert run.check_passed("customers", "great_expectations_suite")
+    assert run.query("SELECT count(*) FROM raw.customers WHERE registered_at IS NULL")[0][0] == 100
