@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lifecycle_assets.ingest.contract import LANDING_FORMATS, Entity
+from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS, Entity
 
 LANDED_TABLE = "landed"
 READ_TABLE = "landed_as_read"
@@ -78,13 +78,28 @@ def _day_of(name: str) -> date | None:
         return None
 
 
+def stray_root_entries(root: Path) -> list[RejectedFile]:
+    """Entries at the top of the landing root that are no entity folder: a misspelt `custmers/`, a loose file.
+
+    Hidden entries (`.`/`_`, e.g. the sample shop's `_manifest.json`) are the operator's own and left alone.
+    """
+    return [
+        RejectedFile(entry.name, "not_an_entity_folder", None)
+        for entry in sorted(root.iterdir())
+        if entry.name not in ENTITIES and not entry.name.startswith((".", "_"))
+    ]
+
+
 def find_landing_files(root: Path, entity: Entity, days: list[date]) -> tuple[list[LandingFile], list[RejectedFile]]:
-    """The readable candidate files of the run's days, and every entry that will not be ingested, with why."""
+    """The readable candidate files of the run's days, and every entry that will not be ingested, with why.
+
+    The first entity of the contract also reports the landing root's stray entries, so each is recorded once.
+    """
     root = root.resolve()
     entity_folder = root / entity.name
     wanted = set(days)
     files: list[LandingFile] = []
-    skipped: list[RejectedFile] = []
+    skipped: list[RejectedFile] = stray_root_entries(root) if root.is_dir() and entity.name == next(iter(ENTITIES)) else []
     if entity_folder.is_symlink() and not entity_folder.resolve().is_relative_to(root):
         return files, [RejectedFile(entity.name, "symlink_outside_landing", None)]
     if not entity_folder.is_dir():

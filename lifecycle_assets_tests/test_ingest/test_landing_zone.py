@@ -109,6 +109,20 @@ def test_a_hidden_file_alone_is_recorded_but_does_not_block(tmp_path):
     ]
 
 
+def test_a_misspelt_entity_folder_or_a_loose_file_at_the_top_is_recorded_and_blocks(tmp_path):
+    landing = tmp_path / "landing"
+    write_good_day(landing)
+    write_landing_file(landing, "custmers", DAY, "customers.csv", [customer(50)])
+    (landing / "orders.csv").write_text("order_id\n", encoding="utf-8")
+    (landing / "_manifest.json").write_text("{}", encoding="utf-8")  # hidden: the operator's own
+    run = run_ingest(landing, tmp_path / "warehouse.duckdb", DAY, policy=LENIENT)
+    assert run.query("SELECT entity, source_file, reason FROM quality.quarantined_files ORDER BY 2") == [
+        ("customers", "custmers", "not_an_entity_folder"),
+        ("customers", "orders.csv", "not_an_entity_folder"),
+    ]
+    assert not run.check_passed("customers", LANDING_FILES_CHECK)
+
+
 def test_nothing_is_read_through_a_symlink_out_of_the_landing_zone(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
