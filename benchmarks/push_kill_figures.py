@@ -40,6 +40,20 @@ API_KEY = "SG.kill-benchmark-key"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+def settle(fake: FakeSendGrid, quiet_seconds: float = 2.0) -> None:
+    """Wait until SendGrid has finished what the dead process sent (its activity stops changing).
+
+    The operator looks up a letter in Email Activity only once SendGrid is done with the requests in
+    flight at the kill; a lookup before that would call a letter unsent that SendGrid is still sending.
+    """
+    seen, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < quiet_seconds:
+        count = len(fake.sent_messages())
+        if count != seen:
+            seen, quiet_since = count, time.monotonic()
+        time.sleep(0.1)
+
+
 def one_kill(workdir: Path, letters: int, concurrency: int, per_request: int, kill_at_request: int) -> dict:
     warehouse = workdir / "warehouse.duckdb"
     write_sample_marts(warehouse, customers=letters, letters=letters)
@@ -69,7 +83,7 @@ def one_kill(workdir: Path, letters: int, concurrency: int, per_request: int, ki
         if killed:
             os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        time.sleep(0.6)
+        settle(fake)
         fake.reset_faults()
 
         with duckdb.connect(str(warehouse)) as connection:
