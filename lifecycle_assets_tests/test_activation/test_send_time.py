@@ -23,7 +23,7 @@ SHOP_ZONE = "America/New_York"
 
 def with_time_zones(warehouse, zones: dict[int, str | None]) -> None:
     with duckdb.connect(str(warehouse)) as connection:
-        connection.execute("alter table raw.customers add column timezone varchar")
+        connection.execute("alter table raw.customers add column if not exists timezone varchar")
         for number, zone in zones.items():
             connection.execute("update raw.customers set timezone = ? where customer_id = ?", [zone, customer_id_of(number)])
 
