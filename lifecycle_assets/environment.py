@@ -57,6 +57,11 @@ def shop_postal_address() -> str:
     return os.environ.get("LIFECYCLE_SHOP_POSTAL_ADDRESS", "Example Street 1, 10115 Berlin, Germany")
 
 
+def shop_postal_address_is_set() -> bool:
+    """False while letters carry the sample shop's example address."""
+    return bool(os.environ.get("LIFECYCLE_SHOP_POSTAL_ADDRESS", "").strip())
+
+
 def shop_url() -> str:
     """Where a letter's button leads (the shop's home page); the letter adds its UTM tags."""
     return os.environ.get("LIFECYCLE_SHOP_URL", "https://shop.example.com/")

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from lifecycle_assets import environment
 from lifecycle_assets.activation import ledger
 from lifecycle_assets.activation.audiences import sync_audiences
 from lifecycle_assets.activation.client import SendGridAuthError, SendGridError, SendGridRejected
@@ -95,6 +96,11 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
     templates = load_templates(Path(sendgrid.templates_dir))
     previews = write_html_previews(templates, Path(sendgrid.previews_dir))
     session = sendgrid.session(context.run.run_id, log=context.log.warning)
+    if not session.dry_run and not environment.shop_postal_address_is_set():
+        context.log.warning(
+            "LIFECYCLE_SHOP_POSTAL_ADDRESS is not set: every letter's footer shows the sample shop's example "
+            "address. Set the shop's postal address (docs/letters.md); many countries require it in marketing mail."
+        )
     try:
         result = sync_templates(session, templates)
     except SendGridError as error:
@@ -102,6 +108,7 @@ def sendgrid_templates(context: dg.AssetExecutionContext, sendgrid: SendGridReso
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(templates),
+            "shop_postal_address_set": environment.shop_postal_address_is_set(),
             "templates_created": len(result.created),
             "templates_new_versions": len(result.new_versions),
             "templates_unchanged": len(result.unchanged),

@@ -4,15 +4,19 @@ SendGrid holds is the compiled letter, versioned only when it changes."""
 
 from __future__ import annotations
 
+import logging
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
+import dagster as dg
 import pybars
 import pytest
+from dagster_duckdb import DuckDBResource
 
+from lifecycle_assets.activation.assets import activation_assets, activation_checks
 from lifecycle_assets.activation.templates import TEMPLATES_DIR, load_templates, render_letter
 
-from .conftest import push, sendgrid_for
+from .conftest import materialization_metadata, push, sendgrid_for
 
 UNSUBSCRIBE_TAG = "<%asm_group_unsubscribe_raw_url%>"
 TEMPLATES = load_templates()
@@ -144,3 +148,20 @@ def test_what_sendgrid_holds_is_the_compiled_letter_and_a_new_shop_address_makes
         active = [version for version in template["versions"] if version["active"]]
         assert len(template["versions"]) == 2, name
         assert "New Road 2, 1010 Wien" in active[0]["html_content"] and "New Road 2, 1010 Wien" in active[0]["plain_content"]
+
+
+def test_a_live_sync_says_when_letters_carry_the_example_postal_address(fake, warehouse, monkeypatch):
+    monkeypatch.delenv("LIFECYCLE_SHOP_POSTAL_ADDRESS", raising=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*activation_assets, *activation_checks],
+            resources={"sendgrid": sendgrid_for(fake), "duckdb": DuckDBResource(database=str(warehouse))},
+            instance=instance,
+        )
+        warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING]
+    assert any("LIFECYCLE_SHOP_POSTAL_ADDRESS is not set" in message for message in warnings)
+    assert materialization_metadata(result, ["sendgrid_templates"])["shop_postal_address_set"] is False
+
+    monkeypatch.setenv("LIFECYCLE_SHOP_POSTAL_ADDRESS", "Hauptstrasse 5, 80331 Muenchen")
+    result = push(warehouse, sendgrid_for(fake))
+    assert materialization_metadata(result, ["sendgrid_templates"])["shop_postal_address_set"] is True
