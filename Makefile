@@ -33,8 +33,9 @@ dagster-home:
 demo: install dagster-home
 	$(PY) -m lifecycle_assets.demo
 
+# Both cores, one test file per worker (a file's module fixtures are built once): ~10 min instead of ~16.
 test: install dagster-home browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 ui: install dagster-home
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
