@@ -24,6 +24,8 @@ Counts list every known value of a column (`KNOWN_VALUES`: stages, segments, let
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import datetime as dt
 import functools
 import graphlib
@@ -352,8 +354,16 @@ def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) ->
     return {"row_count": after, "rows_added": after - kept, "rows_updated": int(updated), "rows_removed": removed, "full_refresh": False}
 
 
-def build_all(connection, settings: LifecycleSettings | None = None, models: list[SqlModel] | None = None) -> dt.date:
-    """Build every model in dependency order without Dagster (benchmarks, scripts); returns the as-of date."""
+def build_all(
+    connection,
+    settings: LifecycleSettings | None = None,
+    models: list[SqlModel] | None = None,
+    on_model: Callable[[SqlModel, dict[str, object]], None] | None = None,
+) -> dt.date:
+    """Build every model in dependency order without Dagster (benchmarks, scripts); returns the as-of date.
+
+    The Python tables a model reads (the lapse scores) are built just before it; `on_model` sees each outcome.
+    """
     settings = settings or LifecycleSettings()
     as_of = settings.resolve_as_of(connection)
     parameters = settings.sql_parameters(as_of)
@@ -361,7 +371,9 @@ def build_all(connection, settings: LifecycleSettings | None = None, models: lis
     for model in build_order(models or load_models()):
         for table in [table for table in python_tables if table in {f"{s}.{n}" for s, n in model.tables_read}]:
             python_tables.pop(table)(connection, settings, as_of)
-        run_model(model, connection, parameters)
+        outcome = run_model(model, connection, parameters)
+        if on_model:
+            on_model(model, outcome)
     return as_of
 
 

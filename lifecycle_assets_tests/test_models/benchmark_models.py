@@ -21,7 +21,7 @@ from lifecycle_assets.sample_data.cdnow import convert_cdnow
 from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.quality.checks import QualityPolicy
-from lifecycle_assets.models.sql_models import build_order, load_models, run_model
+from lifecycle_assets.models.sql_models import build_all
 from lifecycle_assets_tests.ingest_harness import run_ingest
 
 
@@ -49,14 +49,15 @@ def main() -> None:
         print(f"ingest: {time.perf_counter() - started:.1f} s, success={run.result.success}")
 
         with duckdb.connect(str(root / "warehouse.duckdb")) as connection:
-            settings = LifecycleSettings()
-            as_of = settings.resolve_as_of(connection)
-            parameters = settings.sql_parameters(as_of)
-            total = time.perf_counter()
-            for model in build_order(load_models()):
-                started = time.perf_counter()
-                outcome = run_model(model, connection, parameters)
-                print(f"  {model.table:36s} {time.perf_counter() - started:6.2f} s {outcome['row_count']:>10,} rows")
+            total = last = time.perf_counter()
+
+            def report(model, outcome) -> None:
+                nonlocal last
+                now = time.perf_counter()
+                print(f"  {model.table:36s} {now - last:6.2f} s {outcome['row_count']:>10,} rows")
+                last = now
+
+            as_of = build_all(connection, LifecycleSettings(), on_model=report)
             print(f"models total (as of {as_of}): {time.perf_counter() - total:.1f} s")
             for column in ("stage", "recency_segment", "rfm_segment"):
                 counts = connection.execute(
