@@ -18,6 +18,7 @@ import csv
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -177,8 +178,8 @@ def probe_csv(path: Path, entity: Entity) -> tuple[str, ...] | str:
     return header
 
 
-def probe_jsonl(path: Path, entity: Entity) -> tuple[str, ...] | str:
-    """The keys of the first JSON line (the file's header, as it were), or the reason it is rejected."""
+def _json_objects(path: Path) -> Iterator[dict | str]:
+    """Each non-empty line's JSON object; the first line that is not one ends it with the reason (a str)."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -186,15 +187,26 @@ def probe_jsonl(path: Path, entity: Entity) -> tuple[str, ...] | str:
             try:
                 value = json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as error:
-                return _not_utf8(error, number)
+                yield _not_utf8(error, number)
+                return
             except ValueError:
-                return f"unreadable (line {number}: not valid JSON)"
+                yield f"unreadable (line {number}: not valid JSON)"
+                return
             if not isinstance(value, dict):
-                return f"unreadable (line {number}: not a JSON object)"
-            missing = [c for c in entity.required_columns if c not in value]
-            if missing:
-                return "missing_columns:" + ",".join(missing)
-            return tuple(value)
+                yield f"unreadable (line {number}: not a JSON object)"
+                return
+            yield value
+
+
+def probe_jsonl(path: Path, entity: Entity) -> tuple[str, ...] | str:
+    """The keys of the first JSON line (the file's header, as it were), or the reason it is rejected."""
+    for value in _json_objects(path):
+        if isinstance(value, str):
+            return value
+        missing = [c for c in entity.required_columns if c not in value]
+        if missing:
+            return "missing_columns:" + ",".join(missing)
+        return tuple(value)
     return "empty"
 
 
@@ -283,19 +295,7 @@ def _csv_error_reason(error: Exception) -> str:
 
 def _jsonl_error_reason(path: Path) -> str:
     """The first line of a JSON lines file that is not one JSON object (found only for a file that failed)."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as error:
-                return _not_utf8(error, number)
-            except ValueError:
-                return f"unreadable (line {number}: not valid JSON)"
-            if not isinstance(value, dict):
-                return f"unreadable (line {number}: not a JSON object)"
-    return "unreadable (not valid JSON lines)"
+    return next((value for value in _json_objects(path) if isinstance(value, str)), "unreadable (not valid JSON lines)")
 
 
 def create_read_table(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
