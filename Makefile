@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 # Run monitoring fails a run whose process died (SIGKILL, OOM, reboot) within a poll interval, so it
 # does not hold the one run slot forever; the launcher tells it which run workers are alive
 # (lifecycle_assets/run_launcher.py). A dead run is failed, not resumed: rerun it (docs/runbook.md).
-dagster-home:
+dagster-home: install
 	@mkdir -p $(DAGSTER_HOME)
 	@printf '%s\n' \
 	  'nux:' '  enabled: false' 'telemetry:' '  enabled: false' \
@@ -29,6 +29,9 @@ dagster-home:
 	  'run_monitoring:' '  enabled: true' '  start_timeout_seconds: 180' '  cancel_timeout_seconds: 180' \
 	  '  max_resume_run_attempts: 0' '  poll_interval_seconds: 30' \
 	  > $(DAGSTER_HOME)/dagster.yaml
+	@# Create the run, event and schedule storage now, once: a daemon, a webserver and CLI launches
+	@# started side by side on an empty home would each create it and race on its schema stamp.
+	@$(PY) -c 'import dagster, sys; dagster.DagsterInstance.from_config(sys.argv[1]).dispose()' $(DAGSTER_HOME)
 
 demo: install dagster-home
 	$(PY) -m lifecycle_assets.demo
