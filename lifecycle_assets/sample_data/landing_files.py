@@ -2,12 +2,14 @@
 
 Chunks arrive customer by customer, files are per day: each chunk's numeric rows are spooled to
 disk (Arrow IPC) in buckets of days, and the files are written bucket by bucket. Memory is bounded
-by one chunk while simulating and one bucket of days while writing. Ids that follow time across
-the whole shop (orders, events) are numbered here, as the days are written in order.
+by one chunk while simulating and one bucket of days per worker while writing. Ids that follow time
+across the whole shop (orders, events) are numbered before any file is written, so buckets can be
+written by several threads at once and the files are the same whatever their number.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class Spool:
         self.main_rows_per_day = {entity: np.zeros(plan.days, dtype=np.int64) for entity in ENTITY_ORDER}
         self.main_rows_per_day["products"][0] = CATALOGUE.height
         self.orders_per_chunk: list[int] = []
+        self.rows_per_bucket = {entity: np.zeros(self.buckets, dtype=np.int64) for entity in SIMULATED}
 
     def put(self, chunk: int, frames: dict[str, pl.DataFrame]) -> None:
         for entity in SIMULATED:
@@ -63,18 +66,21 @@ class Spool:
             for (bucket,), part in frame.with_columns(_bucket=bucket_of_row).partition_by(
                 "_bucket", as_dict=True, include_key=False
             ).items():
+                self.rows_per_bucket[entity][bucket] += part.height
                 path = self.folder / entity / f"bucket={bucket:05d}" / f"chunk={chunk:05d}.arrow"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 part.write_ipc(path)
 
-    def bucket(self, entity: str, bucket: int) -> pl.DataFrame | None:
+    def bucket(self, entity: str, bucket: int, columns: list[str] | None = None) -> pl.DataFrame | None:
         """A bucket's rows of every chunk in file order: day, file, time, then chunk and row."""
         folder = self.folder / entity / f"bucket={bucket:05d}"
         paths = sorted(folder.glob("*.arrow")) if folder.exists() else []
         if not paths:
             return None
-        frame = pl.concat([pl.read_ipc(path, memory_map=False) for path in paths])
-        return frame.sort("_day", "_file", "_second", "_chunk", "_row")
+        order = ["_day", "_file", "_second", "_chunk", "_row"]
+        wanted = None if columns is None else list(dict.fromkeys([*order, *columns]))
+        frame = pl.concat([pl.read_ipc(path, columns=wanted, memory_map=False) for path in paths])
+        return frame.sort(order)
 
 
 class LandingWriter:
@@ -92,51 +98,84 @@ class LandingWriter:
         self.chunk_order_offset = np.concatenate([[0], np.cumsum(spool.orders_per_chunk)]).astype(np.int64)
         self.order_number = np.zeros(order_count, dtype=np.int64)
         self.orders_numbered = 0
-        self.events_numbered = 0
         self.bad_rows = bad_rows
         self.break_context = BreakContext(plan.base_epoch, plan.reg_day, self.id_width)
         self.row_locations: list[dict] = []
         self.files = 0
         self.rows = {entity: 0 for entity in ENTITY_ORDER}
 
-    def write_all(self) -> tuple[int, dict[str, int]]:
-        for bucket in range(self.spool.buckets):
-            for entity in ENTITY_ORDER:
-                if entity == "products":
-                    if bucket == 0:
-                        self._write_file("products", 0, "products", _products_text())
-                    continue
-                frame = self.spool.bucket(entity, bucket)
-                if frame is None:
-                    continue
-                # Text for the whole bucket at once (per-day calls would cost more than the work).
-                text = self._text(entity, frame).with_columns(frame.select("_day", "_file"))
-                for (day, file_code), part in text.partition_by("_day", "_file", as_dict=True, include_key=False).items():
-                    stem = entity if file_code == MAIN_FILE else FILE_STEMS[file_code]
-                    self._write_file(entity, int(day), stem, part)
+    def write_all(self, workers: int = 1) -> tuple[int, dict[str, int]]:
+        """Write every file; with ``workers`` > 1, buckets of days are written by that many threads
+        (polars formats and writes outside the GIL, so they use as many cores)."""
+        self._number_orders()
+        events_before = np.concatenate([[0], np.cumsum(self.spool.rows_per_bucket["interactions"])])
+        buckets = [(bucket, int(events_before[bucket])) for bucket in range(self.spool.buckets)]
+        if workers > 1 and len(buckets) > 1:
+            with ThreadPoolExecutor(min(workers, len(buckets))) as pool:
+                written = list(pool.map(lambda bucket: self._write_bucket(*bucket), buckets))
+        else:
+            written = [self._write_bucket(*bucket) for bucket in buckets]
+        for files, rows, row_locations in written:  # in bucket order, as one process would have
+            self.files += files
+            self.row_locations += row_locations
+            for entity, count in rows.items():
+                self.rows[entity] += count
         return self.files, self.rows
 
+    def _number_orders(self) -> None:
+        """Order ids follow the order's time across the whole shop: number every order before writing."""
+        for bucket in range(self.spool.buckets):
+            frame = self.spool.bucket("orders", bucket, columns=["_order"])
+            if frame is None:
+                continue
+            index = self.chunk_order_offset[frame["_chunk"].to_numpy()] + frame["_order"].to_numpy()
+            new = index[frame["_file"].to_numpy() == MAIN_FILE]  # main rows are new orders; updates refer back
+            self.order_number[new] = self.orders_numbered + np.arange(1, new.size + 1)
+            self.orders_numbered += new.size
+
+    def _write_bucket(self, bucket: int, events_before: int) -> tuple[int, dict[str, int], list[dict]]:
+        """One bucket's files of every entity; returns files written, rows per entity, bad-row locations."""
+        files, rows, row_locations = 0, {entity: 0 for entity in ENTITY_ORDER}, []
+
+        def write(entity: str, day: int, stem: str, data: pl.DataFrame) -> None:
+            nonlocal files
+            written, locations = self._write_file(entity, day, stem, data)
+            files += 1
+            rows[entity] += written
+            row_locations.extend(locations)
+
+        for entity in ENTITY_ORDER:
+            if entity == "products":
+                if bucket == 0:
+                    write("products", 0, "products", _products_text())
+                continue
+            frame = self.spool.bucket(entity, bucket)
+            if frame is None:
+                continue
+            # Text for the whole bucket at once (per-day calls would cost more than the work).
+            text = self._text(entity, frame, events_before).with_columns(frame.select("_day", "_file"))
+            for (day, file_code), part in text.partition_by("_day", "_file", as_dict=True, include_key=False).items():
+                stem = entity if file_code == MAIN_FILE else FILE_STEMS[file_code]
+                write(entity, int(day), stem, part)
+        return files, rows, row_locations
+
     # text ---------------------------------------------------------------------------------------
-    def _text(self, entity: str, frame: pl.DataFrame) -> pl.DataFrame:
-        """Contract text of a bucket's rows (in file order), numbering orders and events by time."""
+    def _text(self, entity: str, frame: pl.DataFrame, events_before: int) -> pl.DataFrame:
+        """Contract text of a bucket's rows (in file order), with the shop-wide order and event numbers."""
         if entity == "customers":
             return _customers_text(frame, self.plan.base_epoch, self.id_width)
         if entity in ("orders", "order_items"):
             index = self.chunk_order_offset[frame["_chunk"].to_numpy()] + frame["_order"].to_numpy()
+            numbered = frame.with_columns(number=self.order_number[index])
             if entity == "orders":
-                # Main rows are new orders, numbered in file order; updates (refunds) refer back to them.
-                main = frame["_file"].to_numpy() == MAIN_FILE
-                new = index[main]
-                self.order_number[new] = self.orders_numbered + np.arange(1, new.size + 1)
-                self.orders_numbered += new.size
-                return _orders_text(frame.with_columns(number=self.order_number[index]), self.plan.base_epoch, self.id_width, self.order_id_width)
-            return _items_text(frame.with_columns(number=self.order_number[index]), self.order_id_width)
-        numbers = self.events_numbered + np.arange(1, frame.height + 1)
-        self.events_numbered += frame.height
+                return _orders_text(numbered, self.plan.base_epoch, self.id_width, self.order_id_width)
+            return _items_text(numbered, self.order_id_width)
+        numbers = events_before + np.arange(1, frame.height + 1)
         return _interactions_text(frame.with_columns(number=numbers), self.plan.base_epoch, self.id_width, self.event_id_width)
 
     # files --------------------------------------------------------------------------------------
-    def _write_file(self, entity: str, day: int, stem: str, data: pl.DataFrame) -> None:
+    def _write_file(self, entity: str, day: int, stem: str, data: pl.DataFrame) -> tuple[int, list[dict]]:
+        """Write one landing file; returns its rows and where its injected bad rows are."""
         day_name = (self.first_day + timedelta(days=day)).isoformat()
         folder = self.root / entity / f"date={day_name}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -144,24 +183,24 @@ class LandingWriter:
         file_format = "csv" if stem in ("updates", "products") else FORMAT_CYCLE[(day + entity_index) % len(FORMAT_CYCLE)]
         path = folder / f"{stem}_{day_name}.{file_format}"
         planned = self.bad_rows.get(entity, {}).get(day, []) if self.bad_rows is not None and stem == entity else []
+        locations: list[dict] = []
         if planned:
             good = data.height
             originals = data.to_dicts()
             bad = [break_row(entity, reason, originals[row], day, number, self.break_context) for row, reason, number in planned]
             data = pl.concat([data, pl.DataFrame(bad, schema=data.schema, orient="row")])
             relative = path.relative_to(self.root).as_posix()
-            self.row_locations += [
+            locations = [
                 {"entity": entity, "file": relative, "row_number": good + position, "reason": reason}
                 for position, (_, reason, _) in enumerate(planned, start=1)
             ]
-        self.rows[entity] += data.height
         if file_format == "csv":
             data.write_csv(path)
         elif file_format == "parquet":
             (data if planned else _typed(data, entity)).write_parquet(path, statistics=False)
         else:
             (data if planned else _typed(data, entity)).write_ndjson(path)
-        self.files += 1
+        return data.height, locations
 
 
 # --- Numbers to contract text ------------------------------------------------------------------

@@ -11,6 +11,7 @@ See ``docs/sample_shop.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -34,6 +35,7 @@ def generate_sample_shop(
     dirty: bool = False,
     chunk_customers: int = CHUNK_CUSTOMERS,
     letter_effect: float = 0.0,
+    workers: int | None = None,
 ) -> dict:
     """Write ``days`` landing days of a shop with ``customers`` registrations under ``landing_root``.
 
@@ -43,6 +45,8 @@ def generate_sample_shop(
     ``dirty``, exactly which bad rows and files were injected. ``chunk_customers`` is part of the
     recipe: the same seed and chunk size write the same files. ``letter_effect``: welcome letter
     recipients buy with this extra probability within a week (sample_data/letter_effect.py).
+    ``workers``: threads writing the files (default: the cores this process may use); the files
+    are the same whatever their number.
     """
     if customers < 1 or days < 1:
         raise ValueError("customers and days must be at least 1")
@@ -66,7 +70,7 @@ def generate_sample_shop(
             spool.put(chunk, simulate_chunk(plan, chunk))
         bad_rows, injected_rows = plan_bad_rows(spool.main_rows_per_day, seed) if dirty else (None, {})
         writer = LandingWriter(root, plan, spool, bad_rows)
-        files_written, rows_written = writer.write_all()
+        files_written, rows_written = writer.write_all(workers or len(os.sched_getaffinity(0)))
 
     injected: dict = {}
     if dirty:

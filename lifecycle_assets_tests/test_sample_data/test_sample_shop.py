@@ -71,6 +71,20 @@ def test_same_seed_writes_identical_files_and_another_seed_does_not(tmp_path):
     assert len(changed) > len(first) / 2
 
 
+def test_writing_on_several_cores_writes_the_same_files_as_on_one(tmp_path):
+    # Over 50,000 customers the days are written in two buckets, here by two threads at once: the
+    # order and event ids that run across the whole shop must still follow time from the first day.
+    arguments = dict(customers=55_000, days=6, end_day="2024-06-30", seed=5)
+    generate_sample_shop(tmp_path / "one", workers=1, **arguments)
+    generate_sample_shop(tmp_path / "two", workers=2, **arguments)
+    assert fingerprint(tmp_path / "one") == fingerprint(tmp_path / "two")
+    events = read_entity(tmp_path / "two", "interactions").sort("landing_day", "occurred_at")
+    orders = read_entity(tmp_path / "two", "orders").filter(pl.col("status") != "refunded")
+    assert events["event_id"].n_unique() == events.height
+    assert orders["order_id"].n_unique() == orders.height
+    assert events["landing_day"].n_unique() == 6
+
+
 @pytest.fixture(scope="module")
 def shop_20k(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("shop") / "landing"
