@@ -183,3 +183,18 @@ def test_on_cdnow_the_flag_beats_every_fixed_rule_and_the_issues_table(tmp_path,
     assert len(written) == len({row["customer_id"] for row in written}) == 23_570
     assert {row["departing"] for row in written} == {"true", "false"}
     assert all(float(row["score"]) >= 0 for row in written)
+
+
+def test_every_build_says_how_good_the_departing_flag_is(model_shop):
+    """Without the weekly backtest, the scores' metadata still tells an operator how well the flag separates."""
+    from lifecycle_assets.models.lapse import outcome_metadata, write_lapse_scores
+
+    outcome = write_lapse_scores(model_shop, LifecycleSettings(as_of=day(400).isoformat()), day(400))
+    metadata = outcome_metadata(outcome)
+    assert metadata["departing_rule"].value == "model"
+    figures = {name: metadata[f"training_{name}"].value for name in ("balanced_accuracy", "precision", "recall", "flagged_share", "lapse_share")}
+    assert all(0.0 <= value <= 1.0 for value in figures.values())
+    assert figures["balanced_accuracy"] > 0.6, "the flag separates buyers who stop from those who buy again"
+    assert 0.0 < figures["flagged_share"] < 1.0
+    note = metadata["training_accuracy"].value
+    assert f"balanced accuracy {figures['balanced_accuracy']:.3f}" in note and "lapse_backtest" in note
