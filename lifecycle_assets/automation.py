@@ -5,15 +5,8 @@
 - `hourly_triggers` (schedule `hourly_triggers_schedule`, minute 15): re-ingests today's open landing
   day and rebuilds only what abandoned-cart and abandoned-browse letters need, so those letters
   leave within hours, not the next morning.
-- `weekly_lapse_backtest` (schedule `weekly_lapse_backtest_schedule`, Monday 03:00 UTC): the lapse
-  backtest (`marts.lapse_backtest`). It judges the departing flag by rebuilding the lifecycle as of a
-  past day: an evaluation no letter reads, and the costliest step of a build (it rebuilds the
-  models from the raw rows in a second DuckDB file), so it runs weekly, off the daily path, and an
-  operator can launch it (or materialise the asset) at any time. The flag's accuracy on the model's
-  own past split is reported at every build by `marts.customer_lapse_scores`.
-The daily and hourly jobs rebuild `marts.letters_planned`, and the push sensor of the activation
-domain then starts one `push_to_sendgrid` run per build; the backtest is in neither, so the push
-never waits for it.
+Both rebuild `marts.letters_planned`, and the push sensor of the activation domain then starts one
+`push_to_sendgrid` run per build.
 
 Every run writes the one DuckDB file, which takes one writer at a time, so the instance runs one
 run at a time (dagster.yaml, `make dagster-home`) and the others wait in the queue. The daily run
@@ -33,12 +26,11 @@ from datetime import timedelta
 import dagster as dg
 
 from lifecycle_assets.activation.assets import LETTERS_PLANNED
-from lifecycle_assets.backtest import BACKTEST_TABLE
 from lifecycle_assets.quality.checks import DAILY_VOLUME_ENTITIES, VOLUME_ANOMALY_CHECK
 
 TIMEZONE = "UTC"  # landing days are UTC days (docs/data_contract.md)
 # Runs that write the warehouse; an hourly tick is skipped while one of them is queued or going.
-WAREHOUSE_WRITING_JOBS = ("daily_lifecycle", "hourly_triggers", "push_to_sendgrid", "weekly_lapse_backtest")
+WAREHOUSE_WRITING_JOBS = ("daily_lifecycle", "hourly_triggers", "push_to_sendgrid")
 NOT_FINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -47,9 +39,7 @@ NOT_FINISHED = [
     dg.DagsterRunStatus.CANCELING,
 ]
 
-# An evaluation of the departing flag, not a model the letters read: weekly, on its own.
-BACKTEST_SELECTION = dg.AssetSelection.assets(dg.AssetKey(BACKTEST_TABLE.split(".")))
-DAILY_SELECTION = dg.AssetSelection.groups("ingest", "quality", "lifecycle") - BACKTEST_SELECTION
+DAILY_SELECTION = dg.AssetSelection.groups("ingest", "quality", "lifecycle")
 # The volume check is a whole-day measure that a day still landing fails by design: judged by the
 # daily run, not hourly.
 HOURLY_SELECTION = (
@@ -75,7 +65,7 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
         selection=DAILY_SELECTION,
         description="Ingest one landing day (the partition) with every blocking quality check, then rebuild "
         "the quarantine summary and the whole lifecycle: stages, segments, triggers, planned letters, audiences, "
-        "report (not the lapse backtest: weekly_lapse_backtest). Launch it for a past day to redo that day.",
+        "report. Launch it for a past day to redo that day.",
         tags={"lifecycle/automation": "daily"},
     )
     hourly_triggers = dg.define_asset_job(
@@ -85,15 +75,6 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
         "marts.letters_planned, so abandoned-cart and abandoned-browse letters go out within the hour. "
         "The whole-day volume checks are left to the daily run: a day still landing is small by design.",
         tags={"lifecycle/automation": "hourly"},
-    )
-
-    weekly_lapse_backtest = dg.define_asset_job(
-        "weekly_lapse_backtest",
-        selection=BACKTEST_SELECTION,
-        description="The lapse backtest (marts.lapse_backtest): the stages rebuilt as of as_of minus "
-        "lapse_horizon_days from the rows landed by then, judged on who bought after; the project's departing "
-        "flag beside the fixed-days rules. An evaluation no letter reads: launch it any time to judge the flag now.",
-        tags={"lifecycle/automation": "weekly"},
     )
 
     @dg.schedule(
@@ -125,21 +106,9 @@ def automation_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Defin
         hour = context.scheduled_execution_time.strftime("%Y-%m-%dT%H")
         return _request_day(partitions, today, run_key=f"hourly_triggers:{hour}")
 
-    @dg.schedule(
-        cron_schedule="0 3 * * 1",
-        job=weekly_lapse_backtest,
-        execution_timezone=TIMEZONE,
-        name="weekly_lapse_backtest_schedule",
-        description="Mondays 03:00 UTC, after the daily run: the lapse backtest on the warehouse as it stands. "
-        "Queues behind a run still writing the warehouse.",
-    )
-    def weekly_lapse_backtest_schedule(context: dg.ScheduleEvaluationContext):
-        week = context.scheduled_execution_time.strftime("%Y-%m-%d")
-        return dg.RunRequest(run_key=f"weekly_lapse_backtest:{week}")
-
     return dg.Definitions(
-        jobs=[daily_lifecycle, hourly_triggers, weekly_lapse_backtest],
-        schedules=[daily_lifecycle_schedule, hourly_triggers_schedule, weekly_lapse_backtest_schedule],
+        jobs=[daily_lifecycle, hourly_triggers],
+        schedules=[daily_lifecycle_schedule, hourly_triggers_schedule],
     )
 
 

@@ -6,9 +6,7 @@ there as of C. Every buyer known then is judged on what happened after: lapsed =
 in (C, C + judge_days]. The project's flag is set side by side with the fixed 90-day rule, the
 fixed 180-day rule and the previous rhythm rule (3+ purchase days: 2 x the median gap).
 
-As an asset (`marts.lapse_backtest`), weekly (job `weekly_lapse_backtest`, Mondays 03:00 UTC;
-lifecycle_assets/automation.py) and whenever an operator launches it from the UI: it rebuilds every
-model customer_lifecycle needs, so it stays off the daily build that the letters wait for. As a command:
+As an asset (`marts.lapse_backtest`) at every build, and as a command:
 
     python -m lifecycle_assets.backtest (--landing DIR | --cdnow) --calibrate-to YYYY-MM-DD --judge-days N [--flags-csv FILE]
 """
@@ -235,9 +233,7 @@ def write_flags_csv(result: BacktestResult, path: Path) -> None:
     owners=["team:data"],
     description="Time-travel backtest of the departing flag: the stages rebuilt as of as_of minus lapse_horizon_days "
     "from rows landed by then, judged on who did not buy in the lapse_horizon_days after; the project's flag side "
-    "by side with the fixed 90-day, fixed 180-day and previous rhythm rules. Runs weekly (Mondays 03:00 UTC, "
-    "job weekly_lapse_backtest), not in the daily build: materialise it from here any time to judge the flag now. "
-    "The flag's accuracy on the model's own past split is on marts/customer_lapse_scores at every build.",
+    "by side with the fixed 90-day, fixed 180-day and previous rhythm rules.",
 )
 def lapse_backtest(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
     judge_days = lifecycle_settings.lapse_horizon_days

@@ -55,7 +55,7 @@ def test_hourly_schedule_refreshes_today(definitions):
     assert request.run_key == "hourly_triggers:2026-03-02T14"
 
 
-@pytest.mark.parametrize("busy_job", ["daily_lifecycle", "hourly_triggers", "push_to_sendgrid", "weekly_lapse_backtest"])
+@pytest.mark.parametrize("busy_job", ["daily_lifecycle", "hourly_triggers", "push_to_sendgrid"])
 # A QUEUED run needs a remote job origin to be created; STARTING is the state a run leaves the queue in.
 @pytest.mark.parametrize("status", [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED], ids=["starting", "started"])
 def test_hourly_schedule_skips_while_a_warehouse_run_is_going(definitions, busy_job, status):
@@ -80,7 +80,7 @@ def test_schedules_skip_days_before_the_first_landing_day(definitions):
     assert "2025-12-31" in result.skip_message
 
 
-def test_daily_job_ingests_with_every_check_and_rebuilds_the_whole_lifecycle_but_the_backtest(definitions):
+def test_daily_job_ingests_with_every_check_and_rebuilds_the_whole_lifecycle(definitions):
     assets, checks = selected(definitions, "daily_lifecycle")
     graph = definitions.resolve_asset_graph()
     expected = {
@@ -88,26 +88,9 @@ def test_daily_job_ingests_with_every_check_and_rebuilds_the_whole_lifecycle_but
         for key in graph.get_all_asset_keys()
         if graph.get(key).group_name in {"ingest", "quality", "lifecycle"}
     }
-    assert assets == expected - {"marts/lapse_backtest"}
-    assert "marts/customer_lapse_scores" in assets, "the flag's own accuracy is reported at every build"
+    assert assets == expected
     assert "raw/orders:volume_anomaly" in checks and "marts/letters_planned:no_letter_without_consent" in checks
     assert not any(asset.startswith("activation/") for asset in assets), "the push is the sensor's, after the build"
-
-
-def test_the_lapse_backtest_runs_weekly_on_its_own_and_stays_in_the_lifecycle_group(definitions):
-    assets, _ = selected(definitions, "weekly_lapse_backtest")
-    assert assets == {"marts/lapse_backtest"}
-    graph = definitions.resolve_asset_graph()
-    assert graph.get(dg.AssetKey(["marts", "lapse_backtest"])).group_name == "lifecycle"
-    for job_name in ("daily_lifecycle", "hourly_triggers", "push_to_sendgrid"):
-        assert "marts/lapse_backtest" not in selected(definitions, job_name)[0], f"{job_name} would wait for it"
-    with dg.instance_for_test() as instance:
-        # 2026-03-02 is a Monday
-        result = tick(definitions, "weekly_lapse_backtest_schedule", datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc), instance)
-    [request] = result.run_requests
-    assert request.run_key == "weekly_lapse_backtest:2026-03-02"
-    schedule = definitions.resolve_schedule_def("weekly_lapse_backtest_schedule")
-    assert schedule.job_name == "weekly_lapse_backtest" and schedule.cron_schedule == "0 3 * * 1"
 
 
 def test_hourly_job_rebuilds_the_triggers_without_whole_day_volume_checks(definitions):
@@ -119,7 +102,7 @@ def test_hourly_job_rebuilds_the_triggers_without_whole_day_volume_checks(defini
 
 
 def test_every_job_and_schedule_says_what_it_does(definitions):
-    for job_name in ("daily_lifecycle", "hourly_triggers", "weekly_lapse_backtest"):
+    for job_name in ("daily_lifecycle", "hourly_triggers"):
         assert definitions.resolve_job_def(job_name).description
     for schedule in definitions.schedules:
         assert schedule.description and schedule.execution_timezone == "UTC"
