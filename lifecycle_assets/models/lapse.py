@@ -306,7 +306,7 @@ def score_buyers(connection, settings: LifecycleSettings, as_of: dt.date) -> tup
     outcome.lapse_threshold = lapse_threshold
     outcome.training_buyers = training_buyers
     outcome.training_auc = float(roc_auc_score(lapsed, past_scores))
-    # How good the flag itself is on that split, as the weekly backtest reports it for the past build.
+    # How good the flag itself is on that split, as the backtest reports it on a past day.
     past_flag = past_scores >= lapse_threshold
     outcome.figures = {
         "training_lapse_share": float(lapsed.mean()),
@@ -385,8 +385,8 @@ def training_accuracy_note(outcome: LapseOutcome) -> str:
         f"in the {outcome.horizon_days} days after), the departing flag (lapse score >= {outcome.lapse_threshold:.3f}) "
         f"flags {figures['training_flagged_share']:.1%}: balanced accuracy {figures['training_balanced_accuracy']:.3f}, "
         f"precision {figures['training_precision']:.3f}, recall {figures['training_recall']:.3f}, AUC "
-        f"{outcome.training_auc:.3f}. Measured on the split the model was fitted on (optimistic); the weekly "
-        "marts/lapse_backtest judges it out of time, on rows landed by then only."
+        f"{outcome.training_auc:.3f}. Measured on the split the model was fitted on (optimistic); "
+        "marts/lapse_backtest judges it out of time at every build, on rows landed by then only."
     )
 
 
