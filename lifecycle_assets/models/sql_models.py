@@ -328,7 +328,8 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     connection.execute(SHARED_MACROS)
     connection.execute(f"create schema if not exists {model.schema}")
     exists = connection.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
+        "and table_catalog = current_database()",  # another attached catalog's table is not this one
         [model.schema, model.name],
     ).fetchone()[0]
     if model.incremental_by:

@@ -198,3 +198,34 @@ def test_every_build_says_how_good_the_departing_flag_is(model_shop):
     assert 0.0 < figures["flagged_share"] < 1.0
     note = metadata["training_accuracy"].value
     assert f"balanced accuracy {figures['balanced_accuracy']:.3f}" in note and "lapse_backtest" in note
+
+
+def test_the_backtest_flags_equal_a_fresh_build_of_what_had_landed_then(tmp_path):
+    """The backtest builds over views of the warehouse and leaves interactions out; that changes no flag or score."""
+    shop = shop_with_history(customers=600, last_day=400)
+    rng = random.Random(5)
+    for number in range(0, 600, 3):
+        shop.event("page_view", f"c{number:04d}", at(rng.randrange(0, 400)))
+        shop.event("unsubscribe", f"c{number:04d}", at(rng.randrange(0, 400)))
+    database = shop.write(tmp_path / "shop.duckdb")
+    calibration, judge_days = day(300), 90
+    settings = LifecycleSettings(as_of=day(400).isoformat())
+    then = tmp_path / "then.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        build_all(connection, settings, [model for model in load_models() if model.table == "staging.stg_orders"])
+        result = run_backtest(connection, settings, calibration, judge_days)
+        # What had landed by the calibration day, interactions included, as a warehouse of its own.
+        connection.execute(f"attach '{then}' as landed_then")
+        connection.execute("create schema landed_then.raw")
+        for entity in ENTITIES:
+            connection.execute(f"create table landed_then.raw.{entity} as select * from raw.{entity} where _landing_date <= ?", [calibration])
+        connection.execute("detach landed_then")
+    with duckdb.connect(str(then)) as past:
+        build_all(past, LifecycleSettings(as_of=calibration.isoformat(), lapse_horizon_days=judge_days))
+        expected = past.execute(
+            "select customer_id, stage = 'departing', lapse_score from marts.customer_lifecycle order by customer_id"
+        ).fetchall()
+        assert past.execute("select count(*) from marts.customer_facts where suppressed_at is not null").fetchone()[0] > 0
+    assert [flag[:2] for flag in result.flags] == [row[:2] for row in expected]
+    assert [flag[2] for flag in result.flags] == pytest.approx([row[2] for row in expected])
+    assert sum(flag[1] for flag in result.flags) > 0
