@@ -1,8 +1,9 @@
 """Time-travel backtest of the departing flag: rebuild the stages as of a past day from what was known then.
 
-The calibration day C (default: as_of minus lapse_horizon_days) gets a fresh DuckDB file holding
-only the raw rows that *landed* on or before C, and the model (lapse model included) is built
-there as of C. Every buyer known then is judged on what happened after: lapsed = no purchase day
+The calibration day C (default: as_of minus lapse_horizon_days) gets a catalog of its own (a
+temporary DuckDB file attached to the warehouse's connection) whose raw tables are views keeping
+only the rows that *landed* on or before C, and the models customer_lifecycle needs (lapse model
+included) are built there as of C; interactions are left out, as no stage or lapse score reads them. Every buyer known then is judged on what happened after: lapsed = no purchase day
 in (C, C + judge_days]. The project's flag is set side by side with the fixed 90-day rule, the
 fixed 180-day rule and the previous rhythm rule (3+ purchase days: 2 x the median gap).
 
