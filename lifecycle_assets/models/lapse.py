@@ -268,7 +268,7 @@ def score_buyers(connection, settings: LifecycleSettings, as_of: dt.date) -> tup
         return columns, outcome
 
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import balanced_accuracy_score, precision_score, recall_score, roc_auc_score, roc_curve
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -306,6 +306,15 @@ def score_buyers(connection, settings: LifecycleSettings, as_of: dt.date) -> tup
     outcome.lapse_threshold = lapse_threshold
     outcome.training_buyers = training_buyers
     outcome.training_auc = float(roc_auc_score(lapsed, past_scores))
+    # How good the flag itself is on that split, as the backtest reports it on a past day.
+    past_flag = past_scores >= lapse_threshold
+    outcome.figures = {
+        "training_lapse_share": float(lapsed.mean()),
+        "training_flagged_share": float(past_flag.mean()),
+        "training_balanced_accuracy": float(balanced_accuracy_score(lapsed, past_flag)),
+        "training_precision": float(precision_score(lapsed, past_flag, zero_division=0.0)),
+        "training_recall": float(recall_score(lapsed, past_flag, zero_division=0.0)),
+    }
     outcome.bgnbd = bgnbd
     outcome.seconds = time.perf_counter() - started
     return columns, outcome
@@ -360,9 +369,25 @@ def outcome_metadata(outcome: LapseOutcome) -> dict[str, object]:
         metadata["lapse_threshold"] = dg.MetadataValue.float(outcome.lapse_threshold)
         metadata["training_buyers"] = dg.MetadataValue.int(outcome.training_buyers)
         metadata["training_auc"] = dg.MetadataValue.float(outcome.training_auc)
+        for name, value in outcome.figures.items():
+            metadata[name] = dg.MetadataValue.float(round(value, 4))
+        metadata["training_accuracy"] = dg.MetadataValue.md(training_accuracy_note(outcome))
         for name in ("r", "alpha", "a", "b"):
             metadata[f"bgnbd_{name}"] = dg.MetadataValue.float(getattr(outcome.bgnbd, name))
     return metadata
+
+
+def training_accuracy_note(outcome: LapseOutcome) -> str:
+    """The flag's accuracy at this build in one sentence an operator can read (and what it is not)."""
+    figures = outcome.figures
+    return (
+        f"On the {outcome.training_buyers} buyers of the past split ({figures['training_lapse_share']:.1%} did not buy "
+        f"in the {outcome.horizon_days} days after), the departing flag (lapse score >= {outcome.lapse_threshold:.3f}) "
+        f"flags {figures['training_flagged_share']:.1%}: balanced accuracy {figures['training_balanced_accuracy']:.3f}, "
+        f"precision {figures['training_precision']:.3f}, recall {figures['training_recall']:.3f}, AUC "
+        f"{outcome.training_auc:.3f}. Measured on the split the model was fitted on (optimistic); "
+        "marts/lapse_backtest judges it out of time at every build, on rows landed by then only."
+    )
 
 
 @dg.asset(

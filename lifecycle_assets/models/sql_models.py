@@ -14,6 +14,9 @@ the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(
     -- metrics: metric, value              (numeric metadata: one entry per row of a report)
     -- preview_rows: 40                    (rows in the markdown preview; default 5)
     -- merge_exclude_columns: recorded_as_of  (incremental: columns a later build never rewrites)
+    -- incremental_by: landed_on         (incremental by landing day: the output column holding each
+                                         row's landing day; the SELECT reads raw.* rows landed on or
+                                         after `$since` only; see run_model)
 
 Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
 never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
@@ -29,6 +32,8 @@ from collections.abc import Callable
 import datetime as dt
 import functools
 import graphlib
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +44,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from lifecycle_assets.environment import PROJECT_ROOT
-from lifecycle_assets.ingest.contract import EVENT_TYPES, ORDER_STATUSES
+from lifecycle_assets.ingest.contract import EVENT_TYPES, FUTURE_TOLERANCE_HOURS, ORDER_STATUSES
 from lifecycle_assets.metadata import markdown_table, shown_columns
 from lifecycle_assets.models.settings import LifecycleSettings
 
@@ -54,7 +59,14 @@ HEADER_KEYS = (
     "metrics",
     "preview_rows",
     "merge_exclude_columns",
+    "incremental_by",
 )
+# The SQL parameter an incremental-by-landing-day model restricts its raw rows with, bound by the factory.
+SINCE_PARAMETER = "since"
+# A full build reads every landing day.
+EVERY_LANDING_DAY = dt.date(1, 1, 1)
+# The lifecycle's own bookkeeping: what the last build of each incremental-by-landing-day model saw.
+STATE_SCHEMA = "lifecycle_state"
 MATERIALIZATIONS = ("table", "incremental")
 DEFAULT_OWNERS = ("team:data",)
 
@@ -140,6 +152,7 @@ class SqlModel:
     metrics: tuple[str, ...] = ()
     preview_rows: int = 5
     merge_exclude_columns: tuple[str, ...] = ()
+    incremental_by: str = ""
     tables_read: tuple[tuple[str, str], ...] = ()
     parameters: tuple[str, ...] = field(default_factory=tuple)
 
@@ -203,6 +216,14 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         raise SqlModelError(f"{path}: an incremental model needs a unique_key")
     if "description" not in header:
         raise SqlModelError(f"{path}: the header needs a `-- description:` line")
+    incremental_by = (header.get("incremental_by") or [""])[0]
+    if incremental_by:
+        if materialization != "incremental":
+            raise SqlModelError(f"{path}: incremental_by needs `-- materialization: incremental`")
+        if SINCE_PARAMETER not in parameters:
+            raise SqlModelError(f"{path}: an incremental_by model reads raw rows landed on or after ${SINCE_PARAMETER}")
+        if any(schema != "raw" for schema, _ in tables_read):
+            raise SqlModelError(f"{path}: an incremental_by model reads raw.* tables only (their landing days say what changed)")
     count_tables = tuple(_split_list(line) for line in header.get("count_table", []))
     for columns in count_tables:
         if not 1 <= len(columns) <= 2:
@@ -221,6 +242,7 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         metrics=_split_list((header.get("metrics") or [""])[0]),
         preview_rows=int((header.get("preview_rows") or ["5"])[0]),
         merge_exclude_columns=_split_list((header.get("merge_exclude_columns") or [""])[0]),
+        incremental_by=incremental_by,
         tables_read=tuple(tables_read),
         parameters=tuple(parameters),
     )
@@ -263,10 +285,10 @@ def build_order(models: list[SqlModel]) -> list[SqlModel]:
 
 
 def _bound_parameters(model: SqlModel, parameters: dict[str, object]) -> dict[str, object]:
-    missing = [name for name in model.parameters if name not in parameters]
+    missing = [name for name in model.parameters if name not in parameters and not (model.incremental_by and name == SINCE_PARAMETER)]
     if missing:
         raise SqlModelError(f"{model.path}: parameters {missing} are not lifecycle settings")
-    return {name: parameters[name] for name in model.parameters}
+    return {name: parameters[name] for name in model.parameters if name in parameters}
 
 
 # Run config of a model asset (Launchpad: ``ops: {<schema>__<name>: {config: {full_refresh: true}}}``).
@@ -306,14 +328,146 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     connection.execute(SHARED_MACROS)
     connection.execute(f"create schema if not exists {model.schema}")
     exists = connection.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
+        "and table_catalog = current_database()",  # another attached catalog's table is not this one
         [model.schema, model.name],
     ).fetchone()[0]
+    if model.incremental_by:
+        return _build_by_landing_day(model, connection, bound, bool(exists) and not full_refresh, bool(exists))
     if model.materialization == "incremental" and exists and not full_refresh:
         return _merge_incremental(model, connection, bound)
     connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
     row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
     return {"row_count": row_count, "rows_added": row_count, "rows_updated": 0, "rows_removed": 0, "full_refresh": bool(exists)}
+
+
+# A stored timestamp is at most this many days after the start of its landing day (the contract's
+# future_timestamp rule): when as_of moves, only rows landed from (the earlier as_of + 1 - this) on
+# can enter or leave a model that keeps the rows dated by the end of the as-of day.
+AS_OF_REACH_DAYS = math.ceil((24 + FUTURE_TOLERANCE_HOURS) / 24)
+
+
+def _landed_days(connection, model: SqlModel) -> dict[tuple[str, dt.date | None], tuple[int, dt.datetime | None]]:
+    """(raw table, landing day) -> (rows, latest _ingested_at): a re-ingested day gets a new _ingested_at."""
+    days = {}
+    for schema, name in model.tables_read:
+        for landing_date, rows, ingested in connection.execute(
+            f"select _landing_date, count(*), max(_ingested_at) from {schema}.{name} group by all"
+        ).fetchall():
+            days[(f"{schema}.{name}", landing_date)] = (int(rows), ingested)
+    return days
+
+
+def _create_state_tables(connection) -> None:
+    connection.execute(f"create schema if not exists {STATE_SCHEMA}")
+    connection.execute(
+        f"create table if not exists {STATE_SCHEMA}.incremental_builds "
+        "(model varchar, as_of date, parameters varchar, columns varchar)"
+    )
+    connection.execute(
+        f"create table if not exists {STATE_SCHEMA}.incremental_landed_days "
+        "(model varchar, source_table varchar, landing_date date, row_count bigint, last_ingested_at timestamp)"
+    )
+
+
+def _read_state(connection, model: SqlModel):
+    """What the model's last build saw (as_of, other parameters, columns, landed days), or None."""
+    _create_state_tables(connection)
+    build = connection.execute(
+        f"select as_of, parameters, columns from {STATE_SCHEMA}.incremental_builds where model = ?", [model.table]
+    ).fetchone()
+    if build is None:
+        return None
+    days = {
+        (table, day): (int(rows), ingested)
+        for table, day, rows, ingested in connection.execute(
+            f"select source_table, landing_date, row_count, last_ingested_at from {STATE_SCHEMA}.incremental_landed_days "
+            "where model = ?",
+            [model.table],
+        ).fetchall()
+    }
+    return build[0], build[1], build[2], days
+
+
+def _write_state(connection, model: SqlModel, as_of, parameters: str, columns: str, days: dict) -> None:
+    connection.execute(f"delete from {STATE_SCHEMA}.incremental_builds where model = ?", [model.table])
+    connection.execute(f"delete from {STATE_SCHEMA}.incremental_landed_days where model = ?", [model.table])
+    connection.execute(
+        f"insert into {STATE_SCHEMA}.incremental_builds values (?, ?, ?, ?)", [model.table, as_of, parameters, columns]
+    )
+    if days:
+        connection.executemany(
+            f"insert into {STATE_SCHEMA}.incremental_landed_days values (?, ?, ?, ?, ?)",
+            [(model.table, table, day, rows, ingested) for (table, day), (rows, ingested) in days.items()],
+        )
+
+
+def _build_by_landing_day(model: SqlModel, connection, bound: dict[str, object], incremental: bool, exists: bool) -> dict[str, object]:
+    """Rebuild only the rows of the landing days that changed since the last build, from the earliest on.
+
+    The last build's landing days (rows and latest _ingested_at per raw table and day) are kept in
+    `lifecycle_state`. `$since` is the earliest landing day that is new, re-ingested or gone since;
+    if as_of moved, no later than the earlier as_of + 1 - AS_OF_REACH_DAYS. The model's rows whose
+    `incremental_by` day is on or after `$since` are deleted and the SELECT, which reads raw rows
+    landed on or after `$since`, inserts them again. So a daily build reads the new day, and a
+    re-ingested past day corrects the table from that day on. Nothing changed: nothing is read.
+    A full build (first build, `full_refresh`, other parameters, or columns the SELECT no longer
+    returns as the table has them, e.g. a column added) reads every landing day.
+    """
+    as_of = bound.get("as_of")
+    others = json.dumps({k: str(v) for k, v in sorted(bound.items()) if k != "as_of"})
+    # The SELECT's columns and types (`where false`: DuckDB plans it and reads nothing).
+    probe = f"_probe_{model.name}"
+    connection.execute(
+        f"create or replace temp table {probe} as select * from ({model.select_sql}) where false",
+        {**bound, SINCE_PARAMETER: EVERY_LANDING_DAY},
+    )
+    columns = json.dumps(list(_columns(connection, probe).items()))
+    connection.execute(f"drop table {probe}")
+    days = _landed_days(connection, model)
+    state = _read_state(connection, model) if incremental else None
+    since = EVERY_LANDING_DAY
+    if state is not None and state[1] == others and state[2] == columns:
+        previous_as_of, _, _, previous_days = state
+        changed = {key[1] for key in days.keys() | previous_days.keys() if days.get(key) != previous_days.get(key)}
+        if None in changed:  # undated rows changed: they have no day to rebuild from
+            changed = {EVERY_LANDING_DAY}
+        if previous_as_of != as_of:
+            changed.add(min(previous_as_of, as_of) + dt.timedelta(days=1 - AS_OF_REACH_DAYS))
+        if not changed:
+            row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+            return {"row_count": row_count, "rows_added": 0, "rows_updated": 0, "rows_removed": 0,
+                    "full_refresh": False, "rebuilt_from": "nothing changed"}
+        since = max(min(changed), EVERY_LANDING_DAY)
+    parameters = {**bound, SINCE_PARAMETER: since}
+    full = since == EVERY_LANDING_DAY
+    _create_state_tables(connection)
+    # The table and what it was built from change together, or neither does.
+    connection.execute("begin transaction")
+    try:
+        if full:
+            connection.execute(f"create or replace table {model.table} as {model.select_sql}", parameters)
+            removed = 0
+            added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+        else:
+            removed = connection.execute(
+                f'delete from {model.table} where "{model.incremental_by}" >= $since', {SINCE_PARAMETER: since}
+            ).fetchone()[0]
+            added = connection.execute(f"insert into {model.table} by name {model.select_sql}", parameters).fetchone()[0]
+        _write_state(connection, model, as_of, others, columns, days)
+        connection.execute("commit")
+    except BaseException:
+        connection.execute("rollback")
+        raise
+    row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+    return {
+        "row_count": row_count,
+        "rows_added": int(added),
+        "rows_updated": 0,
+        "rows_removed": int(removed),
+        "full_refresh": full and exists,
+        "rebuilt_from": "every landing day" if full else since.isoformat(),
+    }
 
 
 def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) -> dict[str, object]:
@@ -444,6 +598,9 @@ def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[st
         metadata["rows_updated"] = dg.MetadataValue.int(int(outcome["rows_updated"]))
         metadata["rows_removed"] = dg.MetadataValue.int(int(outcome["rows_removed"]))
         metadata["full_refresh"] = dg.MetadataValue.bool(bool(outcome["full_refresh"]))
+    if model.incremental_by:
+        # the earliest landing day this build read: "every landing day", a day, or "nothing changed"
+        metadata["rebuilt_from"] = dg.MetadataValue.text(str(outcome["rebuilt_from"]))
     order = ", ".join(model.unique_key) if model.unique_key else "1"
     shown = shown_columns(columns)
     preview = connection.execute(

@@ -55,6 +55,16 @@ def test_a_cte_name_is_not_a_dependency(tmp_path):
         pytest.param(
             "-- description: x\n-- materialization: incremental\nselect 1", "needs a unique_key", id="incremental-no-key"
         ),
+        pytest.param(
+            "-- description: x\n-- materialization: incremental\n-- unique_key: id\n-- incremental_by: landed_on\n"
+            "select id, _landing_date as landed_on from raw.orders",
+            "landed on or after \\$since", id="incremental-by-without-since",
+        ),
+        pytest.param(
+            "-- description: x\n-- materialization: incremental\n-- unique_key: id\n-- incremental_by: landed_on\n"
+            "select id, landed_on from staging.stg_orders where landed_on >= $since",
+            "raw.\\* tables only", id="incremental-by-reading-a-model",
+        ),
     ],
 )
 def test_a_broken_model_file_is_named_with_its_reason(tmp_path, text, reason):
@@ -73,7 +83,8 @@ def test_every_model_of_the_project_loads_with_metadata():
     settings = set(LifecycleSettings.model_fields)
     for model in models.values():
         assert model.description and model.owners
-        assert set(model.parameters) <= settings, model.table
+        # `since` (the earliest landing day to rebuild) is the factory's own, for models built by landing day
+        assert set(model.parameters) - ({"since"} if model.incremental_by else set()) <= settings, model.table
     # every staging model of a dated entity cuts at the as-of date through the bound parameter
     for table in ("staging.stg_customers", "staging.stg_orders", "staging.stg_interactions"):
         assert "as_of" in models[table].parameters

@@ -183,3 +183,49 @@ def test_on_cdnow_the_flag_beats_every_fixed_rule_and_the_issues_table(tmp_path,
     assert len(written) == len({row["customer_id"] for row in written}) == 23_570
     assert {row["departing"] for row in written} == {"true", "false"}
     assert all(float(row["score"]) >= 0 for row in written)
+
+
+def test_every_build_says_how_good_the_departing_flag_is(model_shop):
+    """Without the weekly backtest, the scores' metadata still tells an operator how well the flag separates."""
+    from lifecycle_assets.models.lapse import outcome_metadata, write_lapse_scores
+
+    outcome = write_lapse_scores(model_shop, LifecycleSettings(as_of=day(400).isoformat()), day(400))
+    metadata = outcome_metadata(outcome)
+    assert metadata["departing_rule"].value == "model"
+    figures = {name: metadata[f"training_{name}"].value for name in ("balanced_accuracy", "precision", "recall", "flagged_share", "lapse_share")}
+    assert all(0.0 <= value <= 1.0 for value in figures.values())
+    assert figures["balanced_accuracy"] > 0.6, "the flag separates buyers who stop from those who buy again"
+    assert 0.0 < figures["flagged_share"] < 1.0
+    note = metadata["training_accuracy"].value
+    assert f"balanced accuracy {figures['balanced_accuracy']:.3f}" in note and "lapse_backtest" in note
+
+
+def test_the_backtest_flags_equal_a_fresh_build_of_what_had_landed_then(tmp_path):
+    """The backtest builds over views of the warehouse and leaves interactions out; that changes no flag or score."""
+    shop = shop_with_history(customers=600, last_day=400)
+    rng = random.Random(5)
+    for number in range(0, 600, 3):
+        shop.event("page_view", f"c{number:04d}", at(rng.randrange(0, 400)))
+        shop.event("unsubscribe", f"c{number:04d}", at(rng.randrange(0, 400)))
+    database = shop.write(tmp_path / "shop.duckdb")
+    calibration, judge_days = day(300), 90
+    settings = LifecycleSettings(as_of=day(400).isoformat())
+    then = tmp_path / "then.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        build_all(connection, settings, [model for model in load_models() if model.table == "staging.stg_orders"])
+        result = run_backtest(connection, settings, calibration, judge_days)
+        # What had landed by the calibration day, interactions included, as a warehouse of its own.
+        connection.execute(f"attach '{then}' as landed_then")
+        connection.execute("create schema landed_then.raw")
+        for entity in ENTITIES:
+            connection.execute(f"create table landed_then.raw.{entity} as select * from raw.{entity} where _landing_date <= ?", [calibration])
+        connection.execute("detach landed_then")
+    with duckdb.connect(str(then)) as past:
+        build_all(past, LifecycleSettings(as_of=calibration.isoformat(), lapse_horizon_days=judge_days))
+        expected = past.execute(
+            "select customer_id, stage = 'departing', lapse_score from marts.customer_lifecycle order by customer_id"
+        ).fetchall()
+        assert past.execute("select count(*) from marts.customer_facts where suppressed_at is not null").fetchone()[0] > 0
+    assert [flag[:2] for flag in result.flags] == [row[:2] for row in expected]
+    assert [flag[2] for flag in result.flags] == pytest.approx([row[2] for row in expected])
+    assert sum(flag[1] for flag in result.flags) > 0
