@@ -81,10 +81,21 @@ def phase_floor(folder: Path, args: argparse.Namespace) -> dict:
                 "parquet": "read_parquet($files, union_by_name = true)",
                 "jsonl": f"read_json($files, columns = {columns}, format = 'newline_delimited')",
             }
-            touched = ", ".join(f"count({name})" for name in names)
+            touched = "count(COLUMNS(*))"  # every column the file has (an optional one may be absent)
             for file_format, files in by_format.items():
                 files = [f for f in files if f not in bad_files]
-                if file_format in readers and files:
+                if file_format == "csv":
+                    # A CSV file names its own columns (an optional one may be absent, e.g. updated_at): one
+                    # read per header, with exactly the header's columns, as the ingest reads them.
+                    by_header: dict[tuple[str, ...], list[str]] = {}
+                    for path in files:
+                        with open(path, encoding="utf-8") as handle:
+                            by_header.setdefault(tuple(handle.readline().strip().split(",")), []).append(path)
+                    for header, group in by_header.items():
+                        header_columns = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in header) + "}"
+                        reader = f"read_csv($files, columns = {header_columns}, header = true, auto_detect = false)"
+                        rows += con.execute(f"SELECT count(*), {touched} FROM {reader}", {"files": group}).fetchone()[0]
+                elif file_format in readers and files:
                     rows += con.execute(f"SELECT count(*), {touched} FROM {readers[file_format]}", {"files": files}).fetchone()[0]
     return {"seconds": time.perf_counter() - started, "rows": rows}
 
