@@ -31,6 +31,7 @@ from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS, Entity
 
 LANDED_TABLE = "landed"
 READ_TABLE = "landed_as_read"
+FILES_TABLE = "landing_files"
 DAY_FOLDER = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 ANY_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 HEADER_PROBE_BYTES = 1 << 20
@@ -55,7 +56,7 @@ class LandingFile:
 
 @dataclass
 class LandedRange:
-    """What a run found: the files loaded into the `landed` temp table, and those rejected."""
+    """What a run found: the files whose rows the `landed` temp view shows, and those rejected."""
 
     files_read: int = 0
     rejected_files: list[RejectedFile] = field(default_factory=list)
@@ -330,10 +331,12 @@ def _load(con: duckdb.DuckDBPyConnection, select, files: list[LandingFile], numb
 
 
 def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entity, days: list[date]) -> LandedRange:
-    """Fill the temp table `landed` with every readable row of the run's landing days, as text.
+    """Define the temp view `landed`: every readable row of the run's landing days, as text.
 
     Columns: the entity's columns (VARCHAR), `_nested` (the first contract column holding a list or
-    object, if any), `_landing_date`, `_source_file`, `_row_number` (1-based, header excluded).
+    object, if any), `_landing_date`, `_file` (the file's number, in the order of the file names),
+    `_row_number` (1-based, header excluded) and `_ordinal` (the row's key in `landed_as_read`).
+    The temp table `landing_files` gives each file number with rows its `_source_file`.
     """
     files, rejected = find_landing_files(root, entity, days)
     create_read_table(con, entity)
@@ -354,7 +357,8 @@ def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entit
             # JSON lines are read by the contract's names whatever their keys: one group per format.
             groups.setdefault((file.format, probed if file.format != "jsonl" else ()), []).append(file)
 
-    numbers = {f.source_file: number for number, f in enumerate(files)}
+    # Files are numbered in the order of their names, so ordering by number is ordering by name.
+    numbers = {name: number for number, name in enumerate(sorted(f.source_file for f in files))}
     for (file_format, shape), group in groups.items():
         if file_format == "csv":
             _load(con, lambda paths, n, h=shape: _csv_select(entity, h, paths, n), group, numbers,
@@ -369,7 +373,7 @@ def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entit
     loaded = [f for f in files if f.source_file not in {r.source_file for r in rejected}]
     _attach_lineage(con, loaded, numbers)
     # A file that parsed but holds no data row (a header alone, blank lines) is empty.
-    with_rows = {row[0] for row in con.execute(f"SELECT DISTINCT _source_file FROM {LANDED_TABLE}").fetchall()}
+    with_rows = {row[0] for row in con.execute(f"SELECT _source_file FROM {FILES_TABLE}").fetchall()}
     for file in loaded:
         if file.source_file not in with_rows:
             rejected.append(_reject(file.path, file.source_file, "empty", file.landing_date))
@@ -377,17 +381,22 @@ def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entit
 
 
 def _attach_lineage(con: duckdb.DuckDBPyConnection, files: list[LandingFile], numbers: dict[str, int]) -> None:
-    """Replace each row's file number by its landing day and its path relative to the landing root, and
-    number the rows of each file from 1 (the readers number rows across all files of one read, in order)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_file INTEGER, _source_file VARCHAR, _landing_date DATE)")
+    """Give each file with rows its landing day, its path relative to the landing root and its first
+    ordinal (the readers number rows across all files of one read, in order), and show the read rows
+    through the view `landed` with their landing day and row number within their file.
+
+    A view, not a table: the row rules read the landed rows once, so a copy would cost more than it saves.
+    """
     con.execute(
-        "INSERT INTO landing_files SELECT unnest(?::INTEGER[]), unnest(?::VARCHAR[]), unnest(?::DATE[])",
+        f"CREATE OR REPLACE TEMP TABLE {FILES_TABLE} AS "
+        f"WITH starts AS (SELECT _file, min(_ordinal) AS _first FROM {READ_TABLE} GROUP BY _file), "
+        "files AS (SELECT unnest(?::INTEGER[]) AS _file, unnest(?::VARCHAR[]) AS _source_file, "
+        "unnest(?::DATE[]) AS _landing_date) "
+        "SELECT _file, _source_file, _landing_date, _first FROM files JOIN starts USING (_file)",
         [[numbers[f.source_file] for f in files], [f.source_file for f in files], [f.landing_date for f in files]],
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {LANDED_TABLE} AS "
-        f"WITH starts AS (SELECT _file, min(_ordinal) AS _first FROM {READ_TABLE} GROUP BY _file) "
-        "SELECT l.* EXCLUDE (_file, _ordinal), f._landing_date, f._source_file, l._ordinal - s._first + 1 AS _row_number "
-        f"FROM {READ_TABLE} AS l JOIN starts AS s USING (_file) JOIN landing_files AS f USING (_file)"
+        f"CREATE OR REPLACE TEMP VIEW {LANDED_TABLE} AS "
+        "SELECT l.* EXCLUDE (_file, _ordinal), f._landing_date, l._file, l._ordinal - f._first + 1 AS _row_number, "
+        f"l._ordinal FROM {READ_TABLE} AS l JOIN {FILES_TABLE} AS f USING (_file)"
     )
-    con.execute(f"DROP TABLE {READ_TABLE}")
