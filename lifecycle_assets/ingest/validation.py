@@ -40,9 +40,6 @@ AMOUNT_PATTERN = r"[+-]?([0-9]+([.][0-9]{0,2})?|[.][0-9]{1,2})"
 TRUE_WORDS = ("true", "1", "yes", "t", "y")
 FALSE_WORDS = ("false", "0", "no", "f", "n")
 WHITESPACE = " \t\n\r\x0b\x0c"
-# A value starting or ending with one of WHITESPACE (RE2 class): only those pay for trim() with a
-# character set, which is ~4x slower than this test on the values that need no trimming.
-PADDED_PATTERN = r"^[ \t\n\r\x0b\x0c]|[ \t\n\r\x0b\x0c]$"
 
 SQL_TYPES = {
     "string": "VARCHAR",
@@ -116,10 +113,17 @@ def parse_sql(column: Column) -> str:
     return c
 
 
+def padded_sql(value: str) -> str:
+    """SQL: the value may start or end with WHITESPACE (it is empty, starts with a byte below '!', or ends
+    with one of WHITESPACE). Only those values pay for trim() with a character set, ~4x slower than a
+    regular expression, which is itself twice as slow as this test (byte comparisons, no pattern)."""
+    return f"({value} < '!' OR " + " OR ".join(f"suffix({value}, chr({ord(char)}))" for char in WHITESPACE) + ")"
+
+
 def cleaned_sql(name: str) -> str:
     """SQL of a value without surrounding WHITESPACE, NULL when nothing is left."""
     c = q(name)
-    return f"nullif(CASE WHEN regexp_matches({c}, {lit(PADDED_PATTERN)}) THEN trim({c}, {lit(WHITESPACE)}) ELSE {c} END, '')"
+    return f"nullif(CASE WHEN {padded_sql(c)} THEN trim({c}, {lit(WHITESPACE)}) ELSE {c} END, '')"
 
 
 def typed(column: Column) -> str:
