@@ -1,6 +1,6 @@
 """The ingest engine against the floor, without Dagster: engine-to-engine.
 
-    .venv/bin/python benchmarks/ingest_engine_benchmark.py --folder DIR
+    .venv/bin/python benchmarks/ingest_engine_benchmark.py --folder DIR [--statements]
 
 DIR is a folder the scale benchmark generated (``scale_benchmark.py --keep DIR`` or its ``--phase
 generate``): ``DIR/landing`` with ``_manifest.json``. In one child process, ``ingest_days`` loads,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -28,7 +29,28 @@ HERE = Path(__file__).resolve().parent
 MEMORY_LIMIT = "2GB"
 
 
-def engine(folder: Path) -> dict:
+class TimedConnection:
+    """The connection, with the CPU seconds of each statement it executes (for ``--statements``)."""
+
+    def __init__(self, con) -> None:
+        self.con, self.statements = con, []
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self.con, name)
+        if name not in ("execute", "executemany"):
+            return attribute
+
+        def timed(sql: str, *args, **kwargs):
+            cpu = _cpu()
+            result = attribute(sql, *args, **kwargs)
+            text = re.sub(r"(read_\w+)\(\[.*", r"\1([...])", " ".join(sql.split()))
+            self.statements.append((round(_cpu() - cpu, 2), text[:100]))
+            return result
+
+        return timed
+
+
+def engine(folder: Path, statements: bool = False) -> dict:
     """ingest_days over the backfill range, entity by entity (the contract's order), one connection."""
     import duckdb
 
@@ -47,9 +69,12 @@ def engine(folder: Path) -> dict:
         configure(con, MEMORY_LIMIT)
         for name, entity in ENTITIES.items():
             began, cpu = time.perf_counter(), _cpu()
-            outcome = ingest_days(con, folder / "landing", entity, days, "engine-benchmark")
+            timed = TimedConnection(con) if statements else con
+            outcome = ingest_days(timed, folder / "landing", entity, days, "engine-benchmark")
             entities[name] = {"seconds": round(time.perf_counter() - began, 2), "cpu_s": round(_cpu() - cpu, 2),
                               "stored": outcome.rows_stored, "quarantined": outcome.rows_quarantined}
+            if statements:
+                entities[name]["statements"] = sorted(timed.statements, reverse=True)[:8]
             rows += outcome.rows_stored + outcome.rows_quarantined
     seconds, cpu_s = time.perf_counter() - started, _cpu() - cpu_started
     for path in (warehouse, Path(f"{warehouse}.wal")):
@@ -85,19 +110,23 @@ def child(command: list[str]) -> tuple[dict, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, required=True)
+    parser.add_argument("--statements", action="store_true", help="also print each entity's costliest SQL statements (CPU s)")
     parser.add_argument("--only", choices=("engine", "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
-        print(json.dumps((engine if args.only == "engine" else floor)(args.folder)))
+        print(json.dumps(engine(args.folder, args.statements) if args.only == "engine" else floor(args.folder)))
         return
 
     load = os.getloadavg()[0]
     scan, scan_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "floor"])
-    ingest, ingest_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "engine"])
+    ingest, ingest_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "engine",
+                                        *(["--statements"] if args.statements else [])])
     print(f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}")
     print(f"{'entity':<14} {'seconds':>8} {'CPU s':>7} {'stored':>10} {'quarantined':>12}")
     for name, figures in ingest["entities"].items():
         print(f"{name:<14} {figures['seconds']:>8.2f} {figures['cpu_s']:>7.2f} {figures['stored']:>10,} {figures['quarantined']:>12,}")
+        for cpu, statement in figures.pop("statements", []):
+            print(f"    {cpu:6.2f} CPU s  {statement}")
     for label, figures, process_cpu in (("ingest_days, all entities", ingest, ingest_process_cpu), ("floor (bare scan)", scan, scan_process_cpu)):
         print(f"{label:<26} {figures['seconds']:6.2f} s, {figures['cpu_s']:6.2f} CPU s (process with imports "
               f"{process_cpu:.1f} CPU s), {figures['rows']:,} rows")
