@@ -31,6 +31,7 @@ from lifecycle_assets.ingest.contract import ENTITIES, LANDING_FORMATS, Entity
 
 LANDED_TABLE = "landed"
 READ_TABLE = "landed_as_read"
+FILES_TABLE = "landing_files"
 DAY_FOLDER = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 ANY_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 HEADER_PROBE_BYTES = 1 << 20
@@ -55,7 +56,7 @@ class LandingFile:
 
 @dataclass
 class LandedRange:
-    """What a run found: the files loaded into the `landed` temp table, and those rejected."""
+    """What a run found: the files whose rows the `landed` temp view shows, and those rejected."""
 
     files_read: int = 0
     rejected_files: list[RejectedFile] = field(default_factory=list)
@@ -234,31 +235,39 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _csv_select(entity: Entity, header: tuple[str, ...], paths: list[str]) -> str:
+def _file_number(numbers: list[int]) -> str:
+    """SQL: the run's number of the row's file (the reader's `file_index` counts the files of one read).
+
+    A number, not the reader's `filename`: a long path string on every row costs more than the read.
+    """
+    return f"[{', '.join(map(str, numbers))}][file_index::BIGINT + 1] AS _file"
+
+
+def _csv_select(entity: Entity, header: tuple[str, ...], paths: list[str], numbers: list[int]) -> str:
     columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
     values = [_quote(c) if c in header else "NULL::VARCHAR" for c in entity.column_names]
     return (
-        f"SELECT {', '.join(values)}, NULL::VARCHAR AS _nested, filename AS _path, ordinality AS _ordinal "
+        f"SELECT {', '.join(values)}, NULL::VARCHAR AS _nested, {_file_number(numbers)}, ordinality AS _ordinal "
         f"FROM read_csv([{', '.join(map(_literal, paths))}], columns = {columns}, header = true, "
         "auto_detect = false, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
-        "null_padding = false, filename = true) WITH ORDINALITY"
+        "null_padding = false) WITH ORDINALITY"
     )
 
 
-def _jsonl_select(entity: Entity, paths: list[str]) -> str:
+def _jsonl_select(entity: Entity, paths: list[str], numbers: list[int]) -> str:
     columns = "{" + ", ".join(f"{_literal(c)}: 'JSON'" for c in entity.column_names) + "}"
     values = [f"{_quote(c)}->>'$' AS {_quote(c)}" for c in entity.column_names]
     nested = " ".join(
         f"WHEN json_type({_quote(c)}) IN ('OBJECT', 'ARRAY') THEN {_literal(c)}" for c in entity.column_names
     )
     return (
-        f"SELECT {', '.join(values)}, CASE {nested} END AS _nested, filename AS _path, ordinality AS _ordinal "
+        f"SELECT {', '.join(values)}, CASE {nested} END AS _nested, {_file_number(numbers)}, ordinality AS _ordinal "
         f"FROM read_json([{', '.join(map(_literal, paths))}], format = 'newline_delimited', "
-        f"columns = {columns}, filename = true) WITH ORDINALITY"
+        f"columns = {columns}) WITH ORDINALITY"
     )
 
 
-def _parquet_select(entity: Entity, schema: tuple[tuple[str, bool], ...], paths: list[str]) -> str:
+def _parquet_select(entity: Entity, schema: tuple[tuple[str, bool], ...], paths: list[str], numbers: list[int]) -> str:
     is_nested = dict(schema)
     values, nested = [], []
     for c in entity.column_names:
@@ -271,8 +280,8 @@ def _parquet_select(entity: Entity, schema: tuple[tuple[str, bool], ...], paths:
             values.append(f"{_quote(c)}::VARCHAR AS {_quote(c)}")
     nested_case = f"CASE {' '.join(nested)} END" if nested else "NULL::VARCHAR"
     return (
-        f"SELECT {', '.join(values)}, {nested_case} AS _nested, filename AS _path, file_row_number AS _ordinal "
-        f"FROM read_parquet([{', '.join(map(_literal, paths))}], filename = true, file_row_number = true)"
+        f"SELECT {', '.join(values)}, {nested_case} AS _nested, {_file_number(numbers)}, file_row_number AS _ordinal "
+        f"FROM read_parquet([{', '.join(map(_literal, paths))}], file_row_number = true)"
     )
 
 
@@ -301,30 +310,33 @@ def _jsonl_error_reason(path: Path) -> str:
 def create_read_table(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
     columns = ", ".join(f"{_quote(c)} VARCHAR" for c in entity.column_names)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {READ_TABLE} ({columns}, _nested VARCHAR, _path VARCHAR, _ordinal BIGINT)"
+        f"CREATE OR REPLACE TEMP TABLE {READ_TABLE} ({columns}, _nested VARCHAR, _file INTEGER, _ordinal BIGINT)"
     )
 
 
-def _load(con: duckdb.DuckDBPyConnection, select, files: list[LandingFile], diagnose, rejected: list) -> None:
+def _load(con: duckdb.DuckDBPyConnection, select, files: list[LandingFile], numbers: dict[str, int], diagnose,
+          rejected: list) -> None:
     """Insert the files' rows; if DuckDB refuses the set, halve it until the refused files are found."""
     if not files:
         return
     try:
-        con.execute(f"INSERT INTO {READ_TABLE} {select([str(f.path) for f in files])}")
+        con.execute(f"INSERT INTO {READ_TABLE} {select([str(f.path) for f in files], [numbers[f.source_file] for f in files])}")
     except duckdb.Error as error:
         if len(files) == 1:
             rejected.append(_reject(files[0].path, files[0].source_file, diagnose(files[0], error), files[0].landing_date))
             return
         middle = len(files) // 2
-        _load(con, select, files[:middle], diagnose, rejected)
-        _load(con, select, files[middle:], diagnose, rejected)
+        _load(con, select, files[:middle], numbers, diagnose, rejected)
+        _load(con, select, files[middle:], numbers, diagnose, rejected)
 
 
 def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entity, days: list[date]) -> LandedRange:
-    """Fill the temp table `landed` with every readable row of the run's landing days, as text.
+    """Define the temp view `landed`: every readable row of the run's landing days, as text.
 
     Columns: the entity's columns (VARCHAR), `_nested` (the first contract column holding a list or
-    object, if any), `_landing_date`, `_source_file`, `_row_number` (1-based, header excluded).
+    object, if any), `_landing_date`, `_file` (the file's number, in the order of the file names),
+    `_row_number` (1-based, header excluded) and `_ordinal` (the row's key in `landed_as_read`).
+    The temp table `landing_files` gives each file number with rows its `_source_file`.
     """
     files, rejected = find_landing_files(root, entity, days)
     create_read_table(con, entity)
@@ -345,40 +357,46 @@ def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entit
             # JSON lines are read by the contract's names whatever their keys: one group per format.
             groups.setdefault((file.format, probed if file.format != "jsonl" else ()), []).append(file)
 
+    # Files are numbered in the order of their names, so ordering by number is ordering by name.
+    numbers = {name: number for number, name in enumerate(sorted(f.source_file for f in files))}
     for (file_format, shape), group in groups.items():
         if file_format == "csv":
-            _load(con, lambda paths, h=shape: _csv_select(entity, h, paths), group,
+            _load(con, lambda paths, n, h=shape: _csv_select(entity, h, paths, n), group, numbers,
                   lambda f, error: _csv_error_reason(error), rejected)
         elif file_format == "jsonl":
-            _load(con, lambda paths: _jsonl_select(entity, paths), group,
+            _load(con, lambda paths, n: _jsonl_select(entity, paths, n), group, numbers,
                   lambda f, error: _jsonl_error_reason(f.path), rejected)
         else:
-            _load(con, lambda paths, s=shape: _parquet_select(entity, s, paths), group,
+            _load(con, lambda paths, n, s=shape: _parquet_select(entity, s, paths, n), group, numbers,
                   lambda f, error: "unreadable (not a valid Parquet file)", rejected)
 
     loaded = [f for f in files if f.source_file not in {r.source_file for r in rejected}]
-    _attach_lineage(con, loaded)
+    _attach_lineage(con, loaded, numbers)
     # A file that parsed but holds no data row (a header alone, blank lines) is empty.
-    with_rows = {row[0] for row in con.execute(f"SELECT DISTINCT _source_file FROM {LANDED_TABLE}").fetchall()}
+    with_rows = {row[0] for row in con.execute(f"SELECT _source_file FROM {FILES_TABLE}").fetchall()}
     for file in loaded:
         if file.source_file not in with_rows:
             rejected.append(_reject(file.path, file.source_file, "empty", file.landing_date))
     return LandedRange(files_read=len(files), rejected_files=rejected)
 
 
-def _attach_lineage(con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> None:
-    """Replace each row's file path by its landing day and its path relative to the landing root, and
-    number the rows of each file from 1 (the readers number rows across all files of one read, in order)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE landing_files (_path VARCHAR, _source_file VARCHAR, _landing_date DATE)")
-    if files:
-        con.executemany(
-            "INSERT INTO landing_files VALUES (?, ?, ?)",
-            [(str(f.path), f.source_file, f.landing_date) for f in files],
-        )
+def _attach_lineage(con: duckdb.DuckDBPyConnection, files: list[LandingFile], numbers: dict[str, int]) -> None:
+    """Give each file with rows its landing day, its path relative to the landing root and its first
+    ordinal (the readers number rows across all files of one read, in order), and show the read rows
+    through the view `landed` with their landing day and row number within their file.
+
+    A view, not a table: the row rules read the landed rows once, so a copy would cost more than it saves.
+    """
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {LANDED_TABLE} AS "
-        f"WITH starts AS (SELECT _path, min(_ordinal) AS _first FROM {READ_TABLE} GROUP BY _path) "
-        "SELECT l.* EXCLUDE (_path, _ordinal), f._landing_date, f._source_file, l._ordinal - s._first + 1 AS _row_number "
-        f"FROM {READ_TABLE} AS l JOIN starts AS s USING (_path) JOIN landing_files AS f USING (_path)"
+        f"CREATE OR REPLACE TEMP TABLE {FILES_TABLE} AS "
+        f"WITH starts AS (SELECT _file, min(_ordinal) AS _first FROM {READ_TABLE} GROUP BY _file), "
+        "files AS (SELECT unnest(?::INTEGER[]) AS _file, unnest(?::VARCHAR[]) AS _source_file, "
+        "unnest(?::DATE[]) AS _landing_date) "
+        "SELECT _file, _source_file, _landing_date, _first FROM files JOIN starts USING (_file)",
+        [[numbers[f.source_file] for f in files], [f.source_file for f in files], [f.landing_date for f in files]],
     )
-    con.execute(f"DROP TABLE {READ_TABLE}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {LANDED_TABLE} AS "
+        "SELECT l.* EXCLUDE (_file, _ordinal), f._landing_date, l._file, l._ordinal - f._first + 1 AS _row_number, "
+        f"l._ordinal FROM {READ_TABLE} AS l JOIN {FILES_TABLE} AS f USING (_file)"
+    )

@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from lifecycle_assets.ingest.contract import Entity
-from lifecycle_assets.ingest.landing import RejectedFile, load_landing_files
+from lifecycle_assets.ingest.landing import FILES_TABLE, LANDED_TABLE, READ_TABLE, RejectedFile, load_landing_files
 from lifecycle_assets.ingest.storage import ensure_tables, replace_landing_days
 from lifecycle_assets.ingest.validation import BAD_TABLE, GOOD_TABLE, validate_landed
 
@@ -80,6 +80,7 @@ def ingest_days(con: duckdb.DuckDBPyConnection, root: Path, entity: Entity, days
         ).pl(),
     )
     replace_landing_days(con, entity, days[0], days[-1], outcome.rejected_frame(entity.name), run_id)
-    con.execute("DROP TABLE IF EXISTS checked")
-    con.execute("DROP TABLE IF EXISTS landed")
+    con.execute(f"DROP VIEW IF EXISTS {LANDED_TABLE}")
+    for table in ("checked", READ_TABLE, FILES_TABLE):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     return outcome

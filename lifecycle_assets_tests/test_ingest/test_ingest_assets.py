@@ -72,6 +72,8 @@ BAD_ROWS = [
     pytest.param("customers", customer(93, marketing_consent="maybe"), "unparsable_boolean:marketing_consent", id="bad-boolean"),
     pytest.param("customers", customer(94, email="no-at-sign.example.com"), "malformed_email", id="malformed-email"),
     pytest.param("customers", customer(1), "duplicate_id", id="exact-copy-same-day"),
+    # Only whitespace is no value; the quarantined row keeps the text as delivered.
+    pytest.param("customers", customer(95, email=" \t\x0b "), "missing_required:email", id="whitespace-only-is-missing"),
     pytest.param("orders", order(80, customer_id="c1", total_amount="12,50"), "unparsable_number:total_amount", id="bad-number"),
     pytest.param("orders", order(81, customer_id="c1", total_amount="-5"), "negative_value:total_amount", id="negative-amount"),
     pytest.param("orders", order(82, customer_id="c1", status="shipped"), "unknown_status", id="unknown-status"),
@@ -137,6 +139,20 @@ def test_bad_row_is_quarantined_with_its_reason(dirty_day, entity, row, reason):
     assert len(matching) == 1, quarantined
     assert matching[0][0] == reason
     assert matching[0][1] == 1  # the row number within its file
+
+
+def test_values_are_stored_without_surrounding_whitespace(tmp_path):
+    landing = tmp_path / "landing"
+    write_good_day(landing)
+    padded = customer(96, customer_id=" c96\t", email="\x0cPadded@Example.com ", marketing_consent="\x0b yes", timezone="UTC\r")
+    write_landing_file(landing, "customers", DAY, "padded.csv", [padded])
+    with duckdb.connect() as con:
+        configure(con)
+        ingest_days(con, landing, ENTITIES["customers"], [date.fromisoformat(DAY)], run_id="test")
+        stored = con.execute(
+            "SELECT customer_id, email, marketing_consent, timezone FROM raw.customers WHERE customer_id LIKE '%96%'"
+        ).fetchall()
+    assert stored == [("c96", "padded@example.com", True, "UTC")]
 
 
 @pytest.mark.parametrize("entity, name, content, reason", BAD_FILES)

@@ -1,0 +1,145 @@
+"""The ingest engine against the floor, without Dagster: engine-to-engine.
+
+    .venv/bin/python benchmarks/ingest_engine_benchmark.py --folder DIR [--statements]
+
+DIR is a folder the scale benchmark generated (``scale_benchmark.py --keep DIR`` or its ``--phase
+generate``): ``DIR/landing`` with ``_manifest.json``. In one child process, ``ingest_days`` loads,
+validates and stores all five entities over the backfill range (every landing day but the last, as the
+scale benchmark's one-run ingest) into a fresh warehouse with DuckDB's ``memory_limit`` of the ingest
+(2 GB); in another, the scale benchmark's floor phase (its own function) scans the same files. Dagster's per-partition
+bookkeeping and the quality checks are left out, so the ratio is the ingest's own work against a bare scan.
+Prints seconds and CPU seconds of each side's work (imports excluded: this machine byte-compiles
+nothing, so imports cost seconds) and per entity. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MEMORY_LIMIT = "2GB"
+
+
+class TimedConnection:
+    """The connection, with the CPU seconds of each statement it executes (for ``--statements``)."""
+
+    def __init__(self, con) -> None:
+        self.con, self.statements = con, []
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self.con, name)
+        if name not in ("execute", "executemany"):
+            return attribute
+
+        def timed(sql: str, *args, **kwargs):
+            cpu = _cpu()
+            result = attribute(sql, *args, **kwargs)
+            text = re.sub(r"(read_\w+)\(\[.*", r"\1([...])", " ".join(sql.split()))
+            self.statements.append((round(_cpu() - cpu, 2), text[:100]))
+            return result
+
+        return timed
+
+
+def engine(folder: Path, statements: bool = False) -> dict:
+    """ingest_days over the backfill range, entity by entity (the contract's order), one connection."""
+    import duckdb
+
+    from lifecycle_assets.ingest.contract import ENTITIES
+    from lifecycle_assets.ingest.pipeline import configure, ingest_days
+
+    shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
+    first, last = date.fromisoformat(shop["first_day"]), date.fromisoformat(shop["last_day"]) - timedelta(days=1)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    warehouse = folder / "engine_benchmark.duckdb"
+    for path in (warehouse, Path(f"{warehouse}.wal")):
+        path.unlink(missing_ok=True)
+    entities, rows = {}, 0
+    started, cpu_started = time.perf_counter(), _cpu()
+    with duckdb.connect(str(warehouse)) as con:
+        configure(con, MEMORY_LIMIT)
+        for name, entity in ENTITIES.items():
+            began, cpu = time.perf_counter(), _cpu()
+            timed = TimedConnection(con) if statements else con
+            outcome = ingest_days(timed, folder / "landing", entity, days, "engine-benchmark")
+            entities[name] = {"seconds": round(time.perf_counter() - began, 2), "cpu_s": round(_cpu() - cpu, 2),
+                              "stored": outcome.rows_stored, "quarantined": outcome.rows_quarantined}
+            if statements:
+                entities[name]["statements"] = sorted(timed.statements, reverse=True)[:8]
+            rows += outcome.rows_stored + outcome.rows_quarantined
+    seconds, cpu_s = time.perf_counter() - started, _cpu() - cpu_started
+    for path in (warehouse, Path(f"{warehouse}.wal")):
+        path.unlink(missing_ok=True)
+    return {"seconds": seconds, "cpu_s": cpu_s, "rows": rows, "entities": entities}
+
+
+def floor(folder: Path) -> dict:
+    """The scale benchmark's floor phase, with the CPU seconds of its work (imports excluded)."""
+    sys.path.insert(0, str(HERE))
+    from scale_benchmark import phase_floor
+
+    cpu_started = _cpu()
+    outcome = phase_floor(folder, argparse.Namespace())
+    return outcome | {"cpu_s": _cpu() - cpu_started}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(command: list[str]) -> tuple[dict, float]:
+    """What the child printed last (one JSON object) and its CPU seconds."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command} failed")
+    return json.loads(output.strip().splitlines()[-1]), usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", type=Path, required=True)
+    parser.add_argument("--statements", action="store_true", help="also print each entity's costliest SQL statements (CPU s)")
+    parser.add_argument("--only", choices=("engine", "floor"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only:
+        print(json.dumps(engine(args.folder, args.statements) if args.only == "engine" else floor(args.folder)))
+        return
+
+    load = os.getloadavg()[0]
+    scan, scan_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "floor"])
+    ingest, ingest_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "engine",
+                                        *(["--statements"] if args.statements else [])])
+    print(f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}")
+    print(f"{'entity':<14} {'seconds':>8} {'CPU s':>7} {'stored':>10} {'quarantined':>12}")
+    for name, figures in ingest["entities"].items():
+        print(f"{name:<14} {figures['seconds']:>8.2f} {figures['cpu_s']:>7.2f} {figures['stored']:>10,} {figures['quarantined']:>12,}")
+        for cpu, statement in figures.pop("statements", []):
+            print(f"    {cpu:6.2f} CPU s  {statement}")
+    for label, figures, process_cpu in (("ingest_days, all entities", ingest, ingest_process_cpu), ("floor (bare scan)", scan, scan_process_cpu)):
+        print(f"{label:<26} {figures['seconds']:6.2f} s, {figures['cpu_s']:6.2f} CPU s (process with imports "
+              f"{process_cpu:.1f} CPU s), {figures['rows']:,} rows")
+    ratio_s, ratio_cpu = ingest["seconds"] / scan["seconds"], ingest["cpu_s"] / scan["cpu_s"]
+    print(f"ingest / floor: {ratio_s:.1f}x in seconds, {ratio_cpu:.1f}x in CPU seconds")
+    print(json.dumps({
+        "ingest_s": round(ingest["seconds"], 2), "ingest_cpu_s": round(ingest["cpu_s"], 2),
+        "floor_s": round(scan["seconds"], 2), "floor_cpu_s": round(scan["cpu_s"], 2),
+        "ratio_s": round(ratio_s, 2), "ratio_cpu": round(ratio_cpu, 2),
+        "process_cpu_s": {"ingest": round(ingest_process_cpu, 1), "floor": round(scan_process_cpu, 1)},
+        "landing_rows": ingest["rows"], "entities": ingest["entities"], "load_average": round(load, 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()
