@@ -12,7 +12,9 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	@# Bytecode now: this machine sets PYTHONDONTWRITEBYTECODE, so without it every process compiles its
+	@# imports from source again (Great Expectations 11 CPU s instead of 6, the Definitions 8 instead of 5).
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
 	touch $@
 
 # One run at a time: every run writes the one DuckDB file, which takes one writer; later runs
