@@ -103,8 +103,12 @@ def _by_csv_header(files: list[str]) -> dict[tuple[str, ...], list[str]]:
     return groups
 
 
-def _run(folder: Path, first_day: str, groups: tuple[str, ...], tags: dict[str, str]) -> dict:
-    """One Dagster run of the project's own Definitions over the selected groups, with their checks."""
+def _run(folder: Path, first_day: str, groups: tuple[str, ...], tags: dict[str, str], rerun_skipped: bool = False) -> dict:
+    """One Dagster run of the project's own Definitions over the selected groups, with their checks.
+
+    With ``rerun_skipped`` (a dirty shop), the assets a failed blocking check skipped (a customers file
+    rejected as a whole stops orders, items and interactions) run in a second run, as an operator
+    would after reading the check, so that every landing row is stored or quarantined."""
     os.environ["LIFECYCLE_LANDING_DIR"] = str(folder / "landing")
     os.environ["LIFECYCLE_DUCKDB_PATH"] = str(folder / "warehouse.duckdb")
     os.environ["LIFECYCLE_FIRST_LANDING_DAY"] = first_day
@@ -120,20 +124,36 @@ def _run(folder: Path, first_day: str, groups: tuple[str, ...], tags: dict[str, 
     result = job.execute_in_process(asset_selection=list(selection), tags=tags, run_config=QUIET_RUN, raise_on_error=False)
     checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
+    events = list(result.all_events)
+    materialized = {e.asset_key for e in events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    skipped = [key for key in selection if key not in materialized]
+    waiting = skipped
+    while rerun_skipped and waiting:  # each rerun may meet the next entity's rejected file
+        again = job.execute_in_process(asset_selection=waiting, tags=tags, run_config=QUIET_RUN, raise_on_error=False)
+        events += list(again.all_events)
+        checks += [e.asset_check_evaluation_data for e in again.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        materialized |= {e.asset_key for e in again.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+        still = [key for key in waiting if key not in materialized]
+        waiting = still if len(still) < len(waiting) else []
+    failed = sorted({f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed})
     steps = {
         e.step_key: round(e.event_specific_data.duration_ms / 1000, 2)
-        for e in result.all_events
+        for e in events
         if e.event_type_value == "STEP_SUCCESS"
     }
-    return {"seconds": time.perf_counter() - started, "success": result.success, "checks": len(checks), "failed_checks": failed,
-            "slowest_steps": sorted(steps.items(), key=lambda s: -s[1])[:5], "backtest_s": steps.get(BACKTEST_STEP)}
+    outcome = {"seconds": time.perf_counter() - started, "success": result.success, "checks": len(checks), "failed_checks": failed,
+               "slowest_steps": sorted(steps.items(), key=lambda s: -s[1])[:5], "backtest_s": steps.get(BACKTEST_STEP)}
+    if skipped:
+        outcome["skipped_by_failed_blocking_checks"] = [key.to_user_string() for key in skipped]
+        outcome["skipped_run_again"] = rerun_skipped
+    return outcome
 
 
 def phase_ingest(folder: Path, args: argparse.Namespace) -> dict:
     shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
     backfill_last_day = (date.fromisoformat(shop["last_day"]) - timedelta(days=1)).isoformat()
     tags = {RANGE_START_TAG: shop["first_day"], RANGE_END_TAG: backfill_last_day}
-    outcome = _run(folder, shop["first_day"], ("ingest", "quality"), tags)
+    outcome = _run(folder, shop["first_day"], ("ingest", "quality"), tags, rerun_skipped=args.dirty)
     import duckdb
 
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
@@ -149,7 +169,8 @@ def phase_build(folder: Path, args: argparse.Namespace) -> dict:
 def phase_daily(folder: Path, args: argparse.Namespace) -> dict:
     """The next day's run on top of the history: ingest its landing day, then build the models."""
     shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
-    ingest = _run(folder, shop["first_day"], ("ingest", "quality"), {"dagster/partition": shop["last_day"]})
+    ingest = _run(folder, shop["first_day"], ("ingest", "quality"), {"dagster/partition": shop["last_day"]},
+                  rerun_skipped=args.dirty)
     build = _run(folder, shop["first_day"], ("lifecycle",), {})
     return {
         "seconds": ingest["seconds"] + build["seconds"],
