@@ -21,6 +21,11 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("LIFECYCLE_DUCKDB_PATH", PROJECT_ROOT / "data" / "warehouse" / "lifecycle.duckdb"))
 
 
+def build_memory_limit() -> str:
+    """DuckDB's memory_limit while models build; beyond it DuckDB spills to disk (the ingest has its own)."""
+    return os.environ.get("LIFECYCLE_BUILD_MEMORY_LIMIT", "4GB")
+
+
 def outbox_dir() -> Path:
     """Where a dry-run push writes the requests it would have sent."""
     return Path(os.environ.get("LIFECYCLE_OUTBOX_DIR", PROJECT_ROOT / "data" / "outbox"))
