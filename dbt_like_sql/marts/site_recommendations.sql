@@ -73,11 +73,19 @@ interest as (
     anti join bought using (visitor_type, visitor_id, product_id)
 ),
 visitors as (
-    select visitor_type, visitor_id, count(*) filter (where kind = 'bought') as products_bought
-    from interest
-    group by all
-    union all
-    select 'default', null, 0
+    -- visitor_floor: the chance of the popular product at position recommendations_site_count + products_bought.
+    -- The visitor's popular rows reach that far, so at least recommendations_site_count products they did not buy
+    -- have a chance above any candidate below that floor: such a candidate can never make their top.
+    select visitors.visitor_type, visitors.visitor_id, visitors.products_bought,
+        coalesce(order_share.chance, 0) as visitor_floor
+    from (
+        select visitor_type, visitor_id, count(*) filter (where kind = 'bought') as products_bought
+        from interest
+        group by all
+        union all
+        select 'default', null, 0
+    ) as visitors
+    left join order_share on order_share.popularity_position = $recommendations_site_count + visitors.products_bought
 ),
 bought_next as (
     -- per product, the few products its buyers came back for most (a longer list would never make a top)
@@ -94,24 +102,36 @@ goes_with as (
     qualify row_number() over (partition by product_id order by added_chance desc, related_product_id)
         <= 2 * $recommendations_site_count
 ),
+related as (
+    -- what one product of interest brings, and at which chance, computed once per product and kind instead of once
+    -- per visitor: what buyers of it came back for (bought), or what goes with it in one order (carted, viewed).
+    -- list_rank: 1 + how many products of the same list come first; when that many products are ahead of a
+    -- candidate, it can only make the top of a visitor who bought enough of them to leave room.
+    select kind, product_id, related_product_id, chance, source,
+        row_number() over (partition by kind, product_id order by chance desc, popularity_position) as list_rank
+    from (
+        select 'bought' as kind, pairs.product_id, pairs.related_product_id,
+            order_share.chance + pairs.added_chance as chance, 'bought_next' as source, order_share.popularity_position
+        from bought_next as pairs
+        join order_share on order_share.product_id = pairs.related_product_id
+        union all
+        select later_purchase.kind, pairs.product_id, pairs.related_product_id,
+            order_share.chance + later_purchase.chance * pairs.added_chance, 'goes_with', order_share.popularity_position
+        from goes_with as pairs
+        cross join later_purchase
+        join order_share on order_share.product_id = pairs.related_product_id
+        where later_purchase.chance > 0
+    )
+),
 candidates as (
-    -- what buyers of their products came back for (bought), or what goes with a product in one order (carted, viewed)
-    select interest.visitor_type, interest.visitor_id, pairs.related_product_id as product_id,
-        any_value(order_share.chance) + max(pairs.added_chance) as chance, 'bought_next' as source, 3 as source_priority
+    -- only the candidates that can still make the visitor's top (see visitors and related)
+    select interest.visitor_type, interest.visitor_id, related.related_product_id as product_id, related.chance,
+        related.source, 3 as source_priority
     from interest
-    join bought_next as pairs using (product_id)
-    join order_share on order_share.product_id = pairs.related_product_id
-    where interest.kind = 'bought'
-    group by all
-    union all
-    select interest.visitor_type, interest.visitor_id, pairs.related_product_id as product_id,
-        any_value(order_share.chance) + max(interest.next_order_chance * pairs.added_chance) as chance,
-        'goes_with' as source, 3 as source_priority
-    from interest
-    join goes_with as pairs using (product_id)
-    join order_share on order_share.product_id = pairs.related_product_id
-    where interest.kind <> 'bought' and interest.next_order_chance > 0
-    group by all
+    join visitors using (visitor_type, visitor_id)
+    join related using (kind, product_id)
+    where related.list_rank <= $recommendations_site_count + visitors.products_bought
+        and related.chance >= visitors.visitor_floor
     union all
     select visitor_type, visitor_id, product_id, next_order_chance, kind, 2
     from interest
