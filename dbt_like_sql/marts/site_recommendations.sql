@@ -73,11 +73,29 @@ interest as (
     anti join bought using (visitor_type, visitor_id, product_id)
 ),
 visitors as (
-    select visitor_type, visitor_id, count(*) filter (where kind = 'bought') as products_bought
+    -- visitor_floor: the chance of the popular product at position recommendations_site_count + products_bought.
+    -- The visitor's popular rows reach that far, so at least recommendations_site_count products they did not buy
+    -- have a chance above any candidate below that floor: such a candidate can never make their top.
+    -- visitor_number: visitors and products (popularity_position) are handled by number from here on, which is
+    -- much cheaper to join, group and sort than their ids.
+    select visitors.visitor_type, visitors.visitor_id, visitors.products_bought,
+        coalesce(order_share.chance, 0) as visitor_floor,
+        row_number() over (order by visitors.visitor_type, visitors.visitor_id) as visitor_number
+    from (
+        select visitor_type, visitor_id, count(*) filter (where kind = 'bought') as products_bought
+        from interest
+        group by all
+        union all
+        select 'default', null, 0
+    ) as visitors
+    left join order_share on order_share.popularity_position = $recommendations_site_count + visitors.products_bought
+),
+visitor_interest as (
+    select visitors.visitor_number, visitors.products_bought, visitors.visitor_floor,
+        interest.product_id, order_share.popularity_position as position, interest.kind, interest.next_order_chance
     from interest
-    group by all
-    union all
-    select 'default', null, 0
+    join visitors using (visitor_type, visitor_id)
+    join order_share using (product_id)
 ),
 bought_next as (
     -- per product, the few products its buyers came back for most (a longer list would never make a top)
@@ -94,59 +112,74 @@ goes_with as (
     qualify row_number() over (partition by product_id order by added_chance desc, related_product_id)
         <= 2 * $recommendations_site_count
 ),
+related as (
+    -- what one product of interest brings, and at which chance, computed once per product and kind instead of once
+    -- per visitor: what buyers of it came back for (bought), or what goes with it in one order (carted, viewed).
+    -- list_rank: 1 + how many products of the same list come first; when that many products are ahead of a
+    -- candidate, it can only make the top of a visitor who bought enough of them to leave room.
+    select kind, product_id, related_product_id, popularity_position, chance, source,
+        row_number() over (partition by kind, product_id order by chance desc, popularity_position) as list_rank
+    from (
+        select 'bought' as kind, pairs.product_id, pairs.related_product_id,
+            order_share.chance + pairs.added_chance as chance, 'bought_next' as source, order_share.popularity_position
+        from bought_next as pairs
+        join order_share on order_share.product_id = pairs.related_product_id
+        union all
+        select later_purchase.kind, pairs.product_id, pairs.related_product_id,
+            order_share.chance + later_purchase.chance * pairs.added_chance, 'goes_with', order_share.popularity_position
+        from goes_with as pairs
+        cross join later_purchase
+        join order_share on order_share.product_id = pairs.related_product_id
+        where later_purchase.chance > 0
+    )
+),
 candidates as (
-    -- what buyers of their products came back for (bought), or what goes with a product in one order (carted, viewed)
-    select interest.visitor_type, interest.visitor_id, pairs.related_product_id as product_id,
-        any_value(order_share.chance) + max(pairs.added_chance) as chance, 'bought_next' as source, 3 as source_priority
-    from interest
-    join bought_next as pairs using (product_id)
-    join order_share on order_share.product_id = pairs.related_product_id
-    where interest.kind = 'bought'
-    group by all
+    -- only the candidates that can still make the visitor's top (see visitors and related)
+    select visitor_interest.visitor_number, related.popularity_position as position, related.chance, related.source,
+        3 as source_priority
+    from visitor_interest
+    join related using (kind, product_id)
+    where related.list_rank <= $recommendations_site_count + visitor_interest.products_bought
+        and related.chance >= visitor_interest.visitor_floor
     union all
-    select interest.visitor_type, interest.visitor_id, pairs.related_product_id as product_id,
-        any_value(order_share.chance) + max(interest.next_order_chance * pairs.added_chance) as chance,
-        'goes_with' as source, 3 as source_priority
-    from interest
-    join goes_with as pairs using (product_id)
-    join order_share on order_share.product_id = pairs.related_product_id
-    where interest.kind <> 'bought' and interest.next_order_chance > 0
-    group by all
-    union all
-    select visitor_type, visitor_id, product_id, next_order_chance, kind, 2
-    from interest
+    select visitor_number, position, next_order_chance, kind, 2
+    from visitor_interest
     where kind <> 'bought' and next_order_chance > 0
     union all
     -- enough popular products that recommendations_site_count remain once the bought ones are out
-    select visitors.visitor_type, visitors.visitor_id, order_share.product_id, order_share.chance, 'popular', 1
+    select visitors.visitor_number, order_share.popularity_position, order_share.chance, 'popular', 1
     from visitors
     join order_share on order_share.popularity_position <= $recommendations_site_count + visitors.products_bought
 ),
 best as (
-    -- a product found several ways counts once, at its highest chance (a tie goes to the more personal source)
-    select visitor_type, visitor_id, product_id, max(chance) as chance,
-        arg_max(source, struct_pack(chance, source_priority)) as source
+    -- a product found several ways counts once, at its highest chance (a tie goes to the more personal source;
+    -- per priority rather than arg_max over a (chance, priority) struct, which costs twice as much)
+    select visitor_number, position, max(chance) as chance,
+        case
+            when max(chance) filter (where source_priority = 3) = max(chance)
+                then arg_max(source, chance) filter (where source_priority = 3)
+            when max(chance) filter (where source_priority = 2) = max(chance)
+                then arg_max(source, chance) filter (where source_priority = 2)
+            else 'popular'
+        end as source
     from candidates
-    anti join bought using (visitor_type, visitor_id, product_id)
+    anti join (select visitor_number, position from visitor_interest where kind = 'bought') using (visitor_number, position)
     group by all
 ),
 top_products as (
     -- the highest chances first; among equal chances the more popular product
-    select visitor_type, visitor_id,
-        arg_max(
-            struct_pack(best.product_id, best.source, best.chance),
-            struct_pack(best.chance, minus_position := -order_share.popularity_position),
-            $recommendations_site_count
-        ) as products
+    select visitor_number, position, source, chance,
+        row_number() over (partition by visitor_number order by chance desc, position) as recommendation_rank
     from best
-    join order_share using (product_id)
-    group by visitor_type, visitor_id
+    qualify recommendation_rank <= $recommendations_site_count
 )
 select
-    visitor_type,
-    visitor_id,
-    generate_subscripts(products, 1) as recommendation_rank,
-    unnest(products).product_id as product_id,
-    unnest(products).source as source,
-    round(unnest(products).chance, 4) as chance
+    visitors.visitor_type,
+    visitors.visitor_id,
+    top_products.recommendation_rank,
+    order_share.product_id,
+    top_products.source,
+    round(top_products.chance, 4) as chance
 from top_products
+join visitors using (visitor_number)
+join order_share on order_share.popularity_position = top_products.position

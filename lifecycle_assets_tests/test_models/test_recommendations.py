@@ -74,6 +74,30 @@ def test_a_visitor_without_purchases_gets_the_popular_products(build):
     assert [row[0] for row in c3] == ["p3", "p4", "p5"]
 
 
+def test_a_buyer_of_a_products_first_companions_is_offered_the_next_one(build):
+    """Only the candidates that can reach a visitor's top are built; one far down a product's list still counts
+    for a visitor who bought what stands before it (docs/recommendations.md, section 2)."""
+    shop = TinyShop()
+    for product in ("a", "b1", "b2", "b3", "f"):
+        shop.product(product)
+    # Buyers of a come back for b1, b2 and b3; others buy f twice (repeat days without them).
+    for number in range(1, 5):
+        shop.customer(f"c{number}", at(0))
+        shop.order(f"c{number}-1", f"c{number}", at(1), [("a", 1)])
+        shop.order(f"c{number}-2", f"c{number}", at(2), [("b1", 1), ("b2", 1), ("b3", 1)])
+        shop.customer(f"d{number}", at(0))
+        shop.order(f"d{number}-1", f"d{number}", at(1), [("f", 1)])
+        shop.order(f"d{number}-2", f"d{number}", at(2), [("f", 1)])
+    # x bought a, then the two products its buyers came back for most: b3 is third on a's list.
+    shop.customer("x", at(0))
+    shop.order("x-1", "x", at(1), [("a", 1)])
+    shop.order("x-2", "x", at(2), [("b1", 1), ("b2", 1)])
+    connection = build(shop, 5, recommendations_site_count=2).connection
+    x = rows(connection, "select product_id, source from marts.site_recommendations where visitor_id = 'x' order by recommendation_rank")
+    # f is in the most orders; b3 is raised above its share of orders because buyers of a came back for it
+    assert x == [("f", "popular"), ("b3", "bought_next")]
+
+
 def test_checkout_cross_sell_finds_a_planted_pair(build):
     shop = TinyShop().product("kettle").product("tea").product("milk").product("lamp")
     for number in range(1, 15):
