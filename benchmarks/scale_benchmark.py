@@ -143,9 +143,9 @@ def _run(folder: Path, first_day: str, groups: tuple[str, ...], tags: dict[str, 
     }
     outcome = {"seconds": time.perf_counter() - started, "success": result.success, "checks": len(checks), "failed_checks": failed,
                "slowest_steps": sorted(steps.items(), key=lambda s: -s[1])[:5], "backtest_s": steps.get(BACKTEST_STEP)}
-    if skipped:
-        outcome["skipped_by_failed_blocking_checks"] = [key.to_user_string() for key in skipped]
-        outcome["skipped_run_again"] = rerun_skipped
+    if skipped:  # skipped by a failed blocking check, or after a step that failed (the run's success says which)
+        outcome["not_materialized"] = [key.to_user_string() for key in skipped]
+        outcome["not_materialized_run_again"] = rerun_skipped
     return outcome
 
 
