@@ -8,7 +8,8 @@ day and a model build). In the same run it measures the floor: a bare DuckDB sca
 files the ingest read (``read_csv`` with explicit columns, ``read_parquet``, ``read_json``).
 
 Each phase runs in its own process, so seconds, CPU seconds (the whole process, imports included:
-on a shared machine wall seconds depend on the load) and peak RSS are per phase; the runs go through the
+on a shared machine wall seconds depend on the load), peak RSS and the peak size of DuckDB's spill
+folder beside the warehouse (disk used beyond ``memory_limit``) are per phase, each printed as it ends; the runs go through the
 project's own Definitions (``lifecycle_assets.definitions``), so whatever ingest is in place is
 measured. With ``--dirty`` the shop holds the generator's bad rows and files, and after the daily run
 the quarantine (rows by entity and reason, files by reason) is compared with the generator's manifest. With ``--keep DIR``, DIR holds ``landing/`` and ``warehouse.duckdb`` afterwards. The
@@ -23,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -217,8 +219,10 @@ def run_phase(name: str, folder: Path, args: argparse.Namespace) -> tuple[float,
                *(["--dirty"] if args.dirty else [])]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    spill = SpillWatch(folder / "warehouse.duckdb.tmp")
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
+    spill.stop()
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"phase {name} failed with exit code {child.returncode}")
@@ -226,7 +230,34 @@ def run_phase(name: str, folder: Path, args: argparse.Namespace) -> tuple[float,
     outcome["process_s"] = round(time.perf_counter() - started, 1)
     # On a shared machine wall seconds depend on the load; the process's CPU seconds much less.
     outcome["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    outcome["peak_spill_mb"] = round(spill.peak / 2**20)
+    print(f"{name} done: {outcome['seconds']:.1f} s, {outcome['cpu_s']} CPU s, peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
+          f"peak spill {outcome['peak_spill_mb']} MB", file=sys.stderr, flush=True)
     return outcome.pop("seconds"), usage.ru_maxrss / 1024, outcome
+
+
+class SpillWatch:
+    """The largest size DuckDB's spill folder beside the warehouse reached while a phase ran.
+
+    Memory is bounded by ``memory_limit``; what goes beyond it goes to disk, so the disk a phase needs
+    is part of what it costs (a 5M-customer ingest spills tens of GB)."""
+
+    def __init__(self, folder: Path, every_s: float = 1.0) -> None:
+        self.folder, self.peak, self._done = folder, 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _watch(self, every_s: float) -> None:
+        while not self._done.wait(every_s):
+            try:
+                size = sum(entry.stat().st_size for entry in os.scandir(self.folder) if entry.is_file())
+            except OSError:  # not there yet, or a spill file removed while read
+                continue
+            self.peak = max(self.peak, size)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def main() -> None:
@@ -286,6 +317,7 @@ def main() -> None:
         "daily_s": round(results["daily"][0], 1),
         "peak_rss_mb": round(max(rss for _, rss, _ in results.values())),
         "cpu_s": {name: results[name][2]["cpu_s"] for name in PHASES},
+        "peak_spill_mb": {name: results[name][2]["peak_spill_mb"] for name in PHASES},
         "backtest_s": results["build"][2]["backtest_s"],
         **({"quarantine_matches_manifest": quarantine["matches"]} if quarantine else {}),
     }))
