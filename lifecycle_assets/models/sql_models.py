@@ -508,6 +508,12 @@ def _build_by_landing_day(model: SqlModel, connection, bound: dict[str, object],
     except BaseException:
         connection.execute("rollback")
         raise
+    return _rebuilt(model, connection, added, removed, exists, since)
+
+
+def _rebuilt(model: SqlModel, connection, added: int, removed: int, exists: bool, since: dt.date) -> dict[str, object]:
+    """The outcome of an incremental build that rebuilt from `since` (EVERY_LANDING_DAY: a full build)."""
+    full = since == EVERY_LANDING_DAY
     row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
     return {
         "row_count": row_count,
@@ -620,16 +626,7 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
         raise
     finally:
         connection.execute(f"drop table if exists {keys}")
-    row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
-    return {
-        "row_count": row_count,
-        "rows_added": int(added),
-        "rows_updated": 0,
-        "rows_removed": int(removed),
-        "full_refresh": full and exists,
-        "rebuilt_from": "every landing day" if full else since.isoformat(),
-        "keys_recomputed": int(recomputed),
-    }
+    return {**_rebuilt(model, connection, added, removed, exists, since), "keys_recomputed": int(recomputed)}
 
 
 def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) -> dict[str, object]:

@@ -15,7 +15,7 @@ from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.ingest.storage import raw_table_ddl
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, build_order, load_models, parse_model, run_model
-from lifecycle_assets_tests.test_models.tiny_shop import at, day
+from lifecycle_assets_tests.test_models.tiny_shop import at, day, edited_model
 
 KEY_MODELS = [model for model in build_order(load_models()) if model.incremental_key]
 REFERENCE = "full_rebuild"
@@ -182,13 +182,7 @@ def test_a_column_added_to_the_model_is_filled_on_every_row(warehouse, tmp_path)
         land_day(warehouse, landing_day)
     build(warehouse, 10)
     model_file = SQL_MODELS_DIR / "staging" / "stg_orders.sql"
-    changed = tmp_path / "models" / "staging" / "stg_orders.sql"
-    changed.parent.mkdir(parents=True)
-    changed.write_text(
-        model_file.read_text(encoding="utf-8").replace("        total_amount,\n", "        total_amount,\n        updated_at,\n"),
-        encoding="utf-8",
-    )
-    model = parse_model(changed, tmp_path / "models")
+    model = edited_model(model_file, tmp_path, "        total_amount,\n", "        total_amount,\n        updated_at,\n")
     outcome = build(warehouse, 10, models=[model])["staging.stg_orders"]
     assert outcome["rebuilt_from"] == "every landing day"
     assert warehouse.execute("select count(*) from staging.stg_orders where updated_at is not null").fetchone()[0] == 1
