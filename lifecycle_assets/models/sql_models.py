@@ -431,10 +431,13 @@ def _write_state(connection, model: SqlModel, as_of, parameters: str, columns: s
     connection.execute(
         f"insert into {STATE_SCHEMA}.incremental_builds values (?, ?, ?, ?)", [model.table, as_of, parameters, columns]
     )
-    if days:
-        connection.executemany(
-            f"insert into {STATE_SCHEMA}.incremental_landed_days values (?, ?, ?, ?, ?)",
-            [(model.table, table, day, rows, ingested) for (table, day), (rows, ingested) in days.items()],
+    if days:  # one statement: executemany runs one INSERT per day (0.2 s for a year of two tables)
+        tables, landing_days = zip(*days.keys())
+        row_counts, ingested = zip(*days.values())
+        connection.execute(
+            f"insert into {STATE_SCHEMA}.incremental_landed_days select ?, unnest(?::varchar[]), unnest(?::date[]), "
+            "unnest(?::bigint[]), unnest(?::timestamp[])",
+            [model.table, list(tables), list(landing_days), list(row_counts), list(ingested)],
         )
 
 
