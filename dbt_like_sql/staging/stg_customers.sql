@@ -1,6 +1,8 @@
--- description: Customers known as of the date, one row per customer_id: each field as its latest change set it (a partial row changes only the fields it carries), over the rows landed on or before the as-of day (a customer landed only later is a backfill: its earliest landing day is used), registered by the end of the as-of day. The latest change is the one with the latest change time (updated_at; else registered_at; else the end of its landing day), then the later landing day; a consent withdrawal wins a tie, then the later file and row (docs/data_contract.md).
+-- description: Customers known as of the date, one row per customer_id: each field as its latest change set it (a partial row changes only the fields it carries), over the rows landed on or before the as-of day (a customer landed only later is a backfill: its earliest landing day is used), registered by the end of the as-of day. The latest change is the one with the latest change time (updated_at; else registered_at; else the end of its landing day), then the later landing day; a consent withdrawal wins a tie, then the later file and row (docs/data_contract.md). Built incrementally by customer_id: a build recomputes, from their whole history, only the customer_ids with raw rows landed, re-ingested or gone since the last one (full_refresh recomputes all).
 -- owners: team:data
 -- unique_key: customer_id
+-- materialization: incremental
+-- incremental_key: customer_id
 with first_landings as (
     select customer_id, min(_landing_date) as first_landed_on from raw.customers group by customer_id
 ),

@@ -1,6 +1,8 @@
--- description: Lines of the orders placed by the end of the as-of day (latest landed version of each line), with the order's customer and whether it is a purchase.
+-- description: Lines of the orders placed by the end of the as-of day (latest landed version of each line), with the order's customer and whether it is a purchase. Built incrementally by order_id: a build recomputes, from their whole history, only the order_ids with raw rows landed, re-ingested or gone since the last one (full_refresh recomputes all).
 -- owners: team:data
 -- unique_key: order_id, line_number
+-- materialization: incremental
+-- incremental_key: order_id
 select
     items.order_id,
     items.line_number,

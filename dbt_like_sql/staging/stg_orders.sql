@@ -1,6 +1,8 @@
--- description: Orders placed by the end of the as-of day, each in its latest status landed on or before that day (completed, cancelled, refunded); only completed orders are purchases. The latest change is the row with the latest change time (updated_at, else ordered_at), then the later landing day; on a tie a later status in an order's life (cancelled, refunded) wins over completed, then the later file and row (docs/data_contract.md).
+-- description: Orders placed by the end of the as-of day, each in its latest status landed on or before that day (completed, cancelled, refunded); only completed orders are purchases. The latest change is the row with the latest change time (updated_at, else ordered_at), then the later landing day; on a tie a later status in an order's life (cancelled, refunded) wins over completed, then the later file and row (docs/data_contract.md). Built incrementally by order_id: a build recomputes, from their whole history, only the order_ids with raw rows landed, re-ingested or gone since the last one (full_refresh recomputes all).
 -- owners: team:data
 -- unique_key: order_id
+-- materialization: incremental
+-- incremental_key: order_id
 -- count_by: status
 select *
 from (

@@ -13,7 +13,7 @@ from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.ingest.storage import raw_table_ddl
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, parse_model, run_model
-from lifecycle_assets_tests.test_models.tiny_shop import at, day
+from lifecycle_assets_tests.test_models.tiny_shop import at, day, edited_model
 
 MODEL_FILE = SQL_MODELS_DIR / "staging" / "stg_interactions.sql"
 COLUMNS = "event_id, occurred_at, occurred_on, event_type, customer_id, anonymous_id, product_id, letter_key, search_query"
@@ -125,13 +125,7 @@ def test_a_full_refresh_rebuilds_every_landing_day(warehouse):
 
 def test_a_column_added_to_the_model_is_filled_on_every_row(warehouse, tmp_path):
     build(warehouse, 10)
-    changed = tmp_path / "models" / "staging" / "stg_interactions.sql"
-    changed.parent.mkdir(parents=True)
-    changed.write_text(
-        MODEL_FILE.read_text(encoding="utf-8").replace("    _landing_date as landed_on\n", "    _landing_date as landed_on,\n    _source_file as source_file\n"),
-        encoding="utf-8",
-    )
-    model = parse_model(changed, tmp_path / "models")
+    model = edited_model(MODEL_FILE, tmp_path, "    _landing_date as landed_on\n", "    _landing_date as landed_on,\n    _source_file as source_file\n")
     assert build(warehouse, 10, model)["rebuilt_from"] == "every landing day"
     assert warehouse.execute("select count(*) from staging.stg_interactions where source_file is null").fetchone()[0] == 0
     assert built(warehouse) == expected(warehouse, 10)

@@ -186,3 +186,15 @@ class TinyShop:
         finally:
             connection.close()
         return database
+
+
+def edited_model(model_file: Path, folder: Path, old: str, new: str):
+    """The model file with one edit (e.g. a column added), parsed from a models folder of its own under `folder`."""
+    from lifecycle_assets.models.sql_models import parse_model
+
+    changed = folder / "models" / model_file.parent.name / model_file.name
+    changed.parent.mkdir(parents=True)
+    text = model_file.read_text(encoding="utf-8")
+    assert old in text, f"{model_file} no longer holds {old!r}"
+    changed.write_text(text.replace(old, new), encoding="utf-8")
+    return parse_model(changed, folder / "models")

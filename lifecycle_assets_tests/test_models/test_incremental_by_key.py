@@ -1,0 +1,190 @@
+"""The staging models of orders, order lines, customers, consent changes and products are built by key:
+a build recomputes, from their whole history, only the keys whose raw rows landed, were re-ingested or
+vanished since the last one. Through daily builds, re-ingested past days (a corrected status, a row
+dropped from a corrected export, a consent withdrawal landing late), an as_of moved back, a full
+refresh and a column added, every table equals a full rebuild of the same raw rows, row for row."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from lifecycle_assets.ingest.contract import ENTITIES
+from lifecycle_assets.ingest.storage import raw_table_ddl
+from lifecycle_assets.models.settings import LifecycleSettings
+from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, build_order, load_models, parse_model, run_model
+from lifecycle_assets_tests.test_models.tiny_shop import at, day, edited_model
+
+KEY_MODELS = [model for model in build_order(load_models()) if model.incremental_key]
+REFERENCE = "full_rebuild"
+
+
+def land(connection, entity: str, landing_day: int, rows: list[dict], ingested: dt.datetime | None = None) -> None:
+    """Replace one landing day of raw.<entity>, as the ingest does (a re-ingest stamps a new _ingested_at)."""
+    landed = day(landing_day)
+    connection.execute(f"delete from raw.{entity} where _landing_date = ?", [landed])
+    for row_number, row in enumerate(rows, start=1):
+        values = {
+            **row,
+            "_landing_date": landed,
+            "_source_file": f"{entity}/date={landed}/export.csv",
+            "_row_number": row_number,
+            "_ingested_at": ingested or dt.datetime.combine(landed, dt.time(23)),
+        }
+        connection.execute(
+            f"insert into raw.{entity} ({', '.join(values)}) values ({', '.join('?' for _ in values)})", list(values.values())
+        )
+
+
+def customer(customer_id: str, registered: int, consent: bool | None = True, **changes) -> dict:
+    return {"customer_id": customer_id, "email": f"{customer_id}@example.com", "first_name": customer_id.title(),
+            "registered_at": at(registered), "timezone": "UTC", "marketing_consent": consent, **changes}
+
+
+def order(order_id: str, customer_id: str, ordered: int, status: str = "completed", updated: dt.datetime | None = None) -> dict:
+    return {"order_id": order_id, "customer_id": customer_id, "ordered_at": at(ordered), "status": status,
+            "total_amount": 20, "updated_at": updated}
+
+
+def line(order_id: str, line_number: int, product_id: str = "p1", quantity: int = 2) -> dict:
+    return {"order_id": order_id, "line_number": line_number, "product_id": product_id, "quantity": quantity,
+            "unit_price": 10}
+
+
+def product(product_id: str, price: float = 10) -> dict:
+    return {"product_id": product_id, "name": product_id.upper(), "category": "tea", "price": price}
+
+
+# What each landing day brings, landed one day at a time by the daily builds.
+SHOP = {
+    1: {"customers": [customer("ann", 1), customer("bob", 1, consent=False)], "products": [product("p1"), product("p2")],
+        "orders": [order("o1", "ann", 1)], "order_items": [line("o1", 1), line("o1", 2, "p2")]},
+    2: {"customers": [customer("cy", 2)], "orders": [order("o2", "bob", 2)], "order_items": [line("o2", 1)]},
+    3: {"orders": [order("o3", "cy", 3), order("o4", "ann", 3)], "order_items": [line("o3", 1), line("o4", 1, "p2")]},
+    4: {"products": [product("p1", price=12)], "customers": [{"customer_id": "ann", "first_name": "Annie",
+                                                               "updated_at": at(4)}]},
+    5: {"orders": [order("o5", "bob", 5)], "order_items": [line("o5", 1), line("o5", 2, "p2")]},
+    6: {"customers": [customer("dee", 6)], "orders": [order("o1", "ann", 1, "refunded", at(6))]},
+    7: {"orders": [order("o6", "dee", 7)], "order_items": [line("o6", 1)]},
+    8: {"customers": [customer("eve", 8)]},
+    9: {"orders": [order("o7", "eve", 9)], "order_items": [line("o7", 1)]},
+    10: {"orders": [order("o8", "cy", 10)], "order_items": [line("o8", 1)]},
+}
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "shop.duckdb"))
+    connection.execute("create schema raw")
+    for entity in ("customers", "orders", "order_items", "products"):
+        connection.execute(raw_table_ddl(ENTITIES[entity]))
+    connection.execute(f"attach '{tmp_path / 'reference.duckdb'}' as {REFERENCE}")
+    yield connection
+    connection.close()
+
+
+def land_day(connection, landing_day: int) -> None:
+    for entity, rows in SHOP[landing_day].items():
+        land(connection, entity, landing_day, rows)
+
+
+def parameters(as_of: int) -> dict:
+    return LifecycleSettings(as_of=day(as_of).isoformat()).sql_parameters(day(as_of))
+
+
+def build(connection, as_of: int, full_refresh: bool = False, models=None) -> dict[str, dict]:
+    return {model.table: run_model(model, connection, parameters(as_of), full_refresh) for model in models or KEY_MODELS}
+
+
+def differences(connection, as_of: int) -> dict[str, int]:
+    """Rows of each table not in a full rebuild from the same raw rows, plus rows of the rebuild not in the table."""
+    warehouse = connection.execute("select current_database()").fetchone()[0]
+    connection.execute(f"use {REFERENCE}")
+    try:
+        connection.execute("create schema if not exists raw")
+        for entity in ("customers", "orders", "order_items", "products"):
+            connection.execute(f'create or replace view raw.{entity} as select * from "{warehouse}".raw.{entity}')
+        build(connection, as_of, full_refresh=True)
+    finally:
+        connection.execute(f'use "{warehouse}"')
+    found = {}
+    for model in KEY_MODELS:
+        ours, full = f'"{warehouse}".{model.table}', f"{REFERENCE}.{model.table}"
+        found[model.table] = connection.execute(
+            f"select (select count(*) from (from {ours} except all from {full})) "
+            f"+ (select count(*) from (from {full} except all from {ours}))"
+        ).fetchone()[0]
+        assert connection.execute(f"select count(*) from {full}").fetchone()[0] > 0, f"{model.table} is empty"
+    return found
+
+
+NONE_DIFFER = {model.table: 0 for model in KEY_MODELS}
+
+
+def test_daily_builds_with_re_ingested_past_days_equal_a_full_rebuild(warehouse):
+    for landing_day in range(1, 8):
+        land_day(warehouse, landing_day)
+        outcomes = build(warehouse, landing_day)
+        assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
+    assert len(KEY_MODELS) == 5
+    # as_of moved from day 6 to day 7: rows landed from day 6 + 1 - 2 on can enter or leave
+    assert outcomes["staging.stg_orders"]["rebuilt_from"] == day(5).isoformat()
+    # of the six orders, only those with rows landed from day 5 on: o5, o1 (its refund) and o6
+    assert outcomes["staging.stg_orders"]["keys_recomputed"] == 3
+    assert build(warehouse, 7)["staging.stg_orders"]["rebuilt_from"] == "nothing changed"
+
+    # Day 3 re-ingested: o3 is now cancelled, and o4 (with its line) is gone from the corrected export.
+    land(warehouse, "orders", 3, [order("o3", "cy", 3, "cancelled")], ingested=dt.datetime(2030, 1, 1))
+    land(warehouse, "order_items", 3, [line("o3", 1)], ingested=dt.datetime(2030, 1, 1))
+    land_day(warehouse, 8)
+    outcomes = build(warehouse, 8)
+    assert outcomes["staging.stg_orders"]["rebuilt_from"] == day(3).isoformat()
+    assert differences(warehouse, 8) == NONE_DIFFER
+    orders = dict(warehouse.execute("select order_id, status from staging.stg_orders").fetchall())
+    assert orders["o3"] == "cancelled" and "o4" not in orders and orders["o1"] == "refunded"
+    assert warehouse.execute("select count(*) from staging.stg_order_items where order_id = 'o4'").fetchone()[0] == 0
+
+    # Ann's consent withdrawal of day 7 lands late, in a re-ingest of day 7; a late refund of o5 lands on day 9.
+    land(warehouse, "customers", 7, [{"customer_id": "ann", "marketing_consent": False, "updated_at": at(7)}],
+         ingested=dt.datetime(2030, 1, 2))
+    land_day(warehouse, 9)
+    land(warehouse, "orders", 9, [*SHOP[9]["orders"], order("o5", "bob", 5, "refunded", at(9))])
+    build(warehouse, 9)
+    assert differences(warehouse, 9) == NONE_DIFFER
+    consent = dict(warehouse.execute("select customer_id, marketing_consent from staging.stg_customers").fetchall())
+    assert consent["ann"] is False and consent["cy"] is True
+    assert warehouse.execute("select is_purchase from staging.stg_order_items where order_id = 'o5'").fetchall() == [(False,), (False,)]
+
+    # A landing day removed altogether, then as_of moved back: both still equal a full rebuild.
+    land_day(warehouse, 10)
+    warehouse.execute("delete from raw.customers where _landing_date = ?", [day(8)])
+    build(warehouse, 10)
+    assert differences(warehouse, 10) == NONE_DIFFER
+    assert build(warehouse, 4)["staging.stg_orders"]["rebuilt_from"] == day(3).isoformat()
+    assert differences(warehouse, 4) == NONE_DIFFER
+
+
+def test_a_full_refresh_recomputes_every_key(warehouse):
+    for landing_day in SHOP:
+        land_day(warehouse, landing_day)
+    build(warehouse, 10)
+    warehouse.execute("update staging.stg_orders set status = 'cancelled' where order_id = 'o2'")  # gone wrong by hand
+    assert build(warehouse, 10)["staging.stg_orders"]["rebuilt_from"] == "nothing changed"
+    refreshed = build(warehouse, 10, full_refresh=True)["staging.stg_orders"]
+    assert refreshed["full_refresh"] and refreshed["rebuilt_from"] == "every landing day"
+    assert differences(warehouse, 10) == NONE_DIFFER
+
+
+def test_a_column_added_to_the_model_is_filled_on_every_row(warehouse, tmp_path):
+    for landing_day in SHOP:
+        land_day(warehouse, landing_day)
+    build(warehouse, 10)
+    model_file = SQL_MODELS_DIR / "staging" / "stg_orders.sql"
+    model = edited_model(model_file, tmp_path, "        total_amount,\n", "        total_amount,\n        updated_at,\n")
+    outcome = build(warehouse, 10, models=[model])["staging.stg_orders"]
+    assert outcome["rebuilt_from"] == "every landing day"
+    assert warehouse.execute("select count(*) from staging.stg_orders where updated_at is not null").fetchone()[0] == 1
+    build(warehouse, 10, models=[parse_model(model_file)])
+    assert differences(warehouse, 10) == NONE_DIFFER
