@@ -1,9 +1,12 @@
 """Time-travel backtest of the departing flag: rebuild the stages as of a past day from what was known then.
 
 The calibration day C (default: as_of minus lapse_horizon_days) gets a catalog of its own (a
-temporary DuckDB file attached to the warehouse's connection) whose raw tables are views keeping
-only the rows that *landed* on or before C, and the models customer_lifecycle needs (lapse model
-included) are built there as of C; interactions are left out, as no stage or lapse score reads them. Every buyer known then is judged on what happened after: lapsed = no purchase day
+DuckDB file attached to the warehouse's connection, kept beside the warehouse as
+``<warehouse>.lapse_backtest.duckdb``) whose raw tables are views keeping only the rows that
+*landed* on or before C, and the models customer_lifecycle needs (lapse model included) are built
+there as of C. The catalog is kept between builds so that its incremental models (staging by key
+and by landing day) cost what one more landing day costs when C moves a day; deleting the file is
+always safe (the next build rebuilds it whole); interactions are left out, as no stage or lapse score reads them. Every buyer known then is judged on what happened after: lapsed = no purchase day
 in (C, C + judge_days]. The project's flag is set side by side with the fixed 90-day rule, the
 fixed 180-day rule and the previous rhythm rule (3+ purchase days: 2 x the median gap).
 
@@ -108,12 +111,20 @@ PAST_CATALOG = "lapse_backtest_then"
 NOT_READ_BY_THE_STAGES = ("interactions",)
 
 
-def stages_as_known_then(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int, workdir: Path):
+def past_catalog_path(connection) -> Path | None:
+    """Where the past is kept: beside the warehouse file; None for a warehouse in memory."""
+    path = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
+    return Path(f"{path}.lapse_backtest.duckdb") if path else None
+
+
+def stages_as_known_then(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int, catalog: Path):
     """Build the lifecycle as of the calibration day from the raw rows landed by then; its rows and rule reason.
 
-    The models are built in a catalog of their own (a temporary DuckDB file attached to the same
+    The models are built in a catalog of their own (the DuckDB file ``catalog``, attached to the same
     connection) over views of the warehouse's raw tables that keep the rows landed on or before the
-    calibration day: nothing is copied, and only the models customer_lifecycle needs are built.
+    calibration day: nothing is copied, and only the models customer_lifecycle needs are built. A
+    catalog kept from an earlier build is built on: its incremental models redo only what the moved
+    calibration day or a re-ingested day changed.
     """
     warehouse = connection.execute("select current_database()").fetchone()[0]
     existing = {
@@ -123,15 +134,16 @@ def stages_as_known_then(connection, settings: LifecycleSettings, calibration: d
             "where table_schema = 'raw' and table_catalog = current_database()"
         ).fetchall()
     }
-    connection.execute(f"attach '{workdir / 'as_known_then.duckdb'}' as {PAST_CATALOG}")
+    connection.execute(f"attach '{catalog}' as {PAST_CATALOG}")
     try:
         connection.execute(f"use {PAST_CATALOG}")
-        connection.execute("create schema raw")
+        connection.execute("create schema if not exists raw")
         for entity in RAW_ENTITIES:
             if entity not in existing:
+                connection.execute(f"drop view if exists raw.{entity}")
                 continue
             landed_by_then = "false" if entity in NOT_READ_BY_THE_STAGES else f"_landing_date <= date '{calibration.isoformat()}'"
-            connection.execute(f'create view raw.{entity} as select * from "{warehouse}".raw.{entity} where {landed_by_then}')
+            connection.execute(f'create or replace view raw.{entity} as select * from "{warehouse}".raw.{entity} where {landed_by_then}')
         build_all(connection, _settings_then(settings, calibration, judge_days), _models_for(LIFECYCLE_TABLE))
         rows = connection.execute(STAGES_THEN).fetchall()
         reason = connection.execute("select any_value(departing_rule_reason) from marts.customer_lapse_scores").fetchone()[0]
@@ -150,8 +162,10 @@ def run_backtest(connection, settings: LifecycleSettings, calibration: dt.date, 
     from sklearn.metrics import balanced_accuracy_score, precision_score, recall_score, roc_auc_score
 
     judged_until = calibration + dt.timedelta(days=judge_days)
+    kept = past_catalog_path(connection)
     with tempfile.TemporaryDirectory(prefix="lapse_backtest_") as workdir:
-        rows, reason = stages_as_known_then(connection, settings, calibration, judge_days, Path(workdir))
+        catalog = kept or Path(workdir) / "as_known_then.duckdb"
+        rows, reason = stages_as_known_then(connection, settings, calibration, judge_days, catalog)
     bought = {
         row[0]
         for row in connection.execute(

@@ -229,3 +229,28 @@ def test_the_backtest_flags_equal_a_fresh_build_of_what_had_landed_then(tmp_path
     assert [flag[:2] for flag in result.flags] == [row[:2] for row in expected]
     assert [flag[2] for flag in result.flags] == pytest.approx([row[2] for row in expected])
     assert sum(flag[1] for flag in result.flags) > 0
+
+
+def test_the_backtest_on_the_past_kept_from_the_last_build_equals_one_built_from_nothing(tmp_path):
+    """The past is kept beside the warehouse between builds and built on; the next build moved the
+    calibration day and a past day was re-ingested, and its backtest is still what a new past gives."""
+    database = shop_with_history(customers=400, last_day=400).write(tmp_path / "shop.duckdb")
+    kept = tmp_path / "shop.duckdb.lapse_backtest.duckdb"
+    settings = LifecycleSettings(as_of=day(400).isoformat())
+    stg_orders = [model for model in load_models() if model.table == "staging.stg_orders"]
+    with duckdb.connect(str(database)) as connection:
+        build_all(connection, settings, stg_orders)
+        yesterday = run_backtest(connection, settings, day(290), 90)
+        assert kept.exists()
+        # A corrected export of a past day: its orders were refunded (the ingest stamps a new _ingested_at).
+        connection.execute(
+            "update raw.orders set status = 'refunded', _ingested_at = timestamp '2030-01-01' where _landing_date = ?", [day(250)]
+        )
+        build_all(connection, settings, stg_orders)
+        today = run_backtest(connection, settings, day(300), 90)
+    kept.unlink()
+    with duckdb.connect(str(database)) as connection:
+        from_nothing = run_backtest(connection, settings, day(300), 90)
+    assert today.flags == from_nothing.flags
+    assert today.markdown() == from_nothing.markdown()
+    assert today.flags != yesterday.flags
