@@ -34,14 +34,15 @@ from lifecycle_assets.models.sql_models import load_models
 SITE_TABLE = "marts.site_recommendations"
 CROSS_SELL_TABLE = "marts.checkout_cross_sell"
 BACKTEST_TABLE = "marts.recommendation_backtest"
-# file stem -> the query whose rows it holds (one row per visitor / per product, products ranked)
+# file stem -> the query whose rows it holds (one row per visitor / per product, products ranked). A list is put in
+# rank order by list_sort: structs compare field by field and `rank` comes first and is unique in a list, so this is
+# the order of `list(... order by rank)`, which costs 2-3x more (an ordered aggregate sorts each group on its own).
 EXPORTS = {
     "site_recommendations": f"""
         select
             visitor_type,
             visitor_id,
-            list({{'rank': recommendation_rank, 'product_id': product_id, 'source': source}} order by recommendation_rank)
-                as products
+            list_sort(list({{'rank': recommendation_rank, 'product_id': product_id, 'source': source}})) as products
         from {SITE_TABLE}
         group by visitor_type, visitor_id
         order by visitor_type, visitor_id
@@ -49,8 +50,7 @@ EXPORTS = {
     "checkout_cross_sell": f"""
         select
             product_id,
-            list({{'rank': cross_sell_rank, 'product_id': related_product_id, 'source': source}} order by cross_sell_rank)
-                as products
+            list_sort(list({{'rank': cross_sell_rank, 'product_id': related_product_id, 'source': source}})) as products
         from {CROSS_SELL_TABLE}
         group by product_id
         order by product_id
