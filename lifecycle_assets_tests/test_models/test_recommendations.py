@@ -75,6 +75,16 @@ def test_a_visitor_without_purchases_gets_the_popular_products(build):
     assert [row[0] for row in c3] == ["p3", "p4", "p5"]
 
 
+def test_a_buyer_of_the_last_popular_product_of_the_list_gets_the_next_one_instead(build):
+    """A visitor's list is always full: a bought product at the list's last popular place leaves room for the next."""
+    shop = popular_shop()
+    shop.customer("b1", at(0))
+    shop.order("ob1", "b1", at(3), [("p3", 1)])  # p3 now in 3 orders, as p2: p1, p2, p3, p4 still
+    connection = build(shop, 5, recommendations_site_count=3).connection
+    b1 = rows(connection, "select product_id, source from marts.site_recommendations where visitor_id = 'b1' order by recommendation_rank")
+    assert b1 == [("p1", "popular"), ("p2", "popular"), ("p4", "popular")]
+
+
 def test_a_buyer_of_a_products_first_companions_is_offered_the_next_one(build):
     """Only the candidates that can reach a visitor's top are built; one far down a product's list still counts
     for a visitor who bought what stands before it (docs/recommendations.md, section 2)."""
