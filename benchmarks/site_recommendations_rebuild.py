@@ -9,12 +9,17 @@ copied to a temporary folder (deleted afterwards), never changed. Times marts.si
 (`run_model`), the recommendation files and the recommendation backtest in one warm process. With
 `--reference-sql` (e.g. the file from an earlier commit: `git show REV:dbt_like_sql/marts/site_recommendations.sql`),
 that SQL is built too and both tables are compared with EXCEPT ALL both ways: a change meant to make
-the model cheaper must leave both counts 0. Prints the figures, then one JSON line.
+the model cheaper must leave both counts 0. Also prints a SHA-256 per written file (except the manifest, which holds
+the build time) and every backtest figure, so that runs of two versions can be compared: run this script of one
+version with `PYTHONPATH=<a checkout of the other>` to measure the other's code on the same warehouse. Prints the
+figures, then one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import resource
@@ -75,9 +80,16 @@ def main() -> None:
                 figures[f"rows_{name}"] = connection.execute(
                     f"select count(*) from (select * from {left} except all select * from {right})"
                 ).fetchone()[0]
-        timed(figures, "files", lambda: recommendations.export_recommendations(connection, Path(folder) / "files", as_of))
-        timed(figures, "backtest", lambda: recommendations.run_recommendation_backtest(connection, settings, as_of))
+        files = Path(folder) / "files"
+        timed(figures, "files", lambda: recommendations.export_recommendations(connection, files, as_of))
+        for path in sorted(files.glob("*")):
+            if path.name != recommendations.MANIFEST_NAME:
+                figures[f"sha256/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        backtest = timed(figures, "backtest", lambda: recommendations.run_recommendation_backtest(connection, settings, as_of))
+        for name, value in dataclasses.asdict(backtest).items():
+            figures[f"backtest/{name}"] = value
         connection.close()
+    figures["code"] = str(Path(recommendations.__file__).resolve().parents[2])
     figures["load_average"] = round(os.getloadavg()[0], 2)
     for name, value in figures.items():
         print(f"{name:>24}  {value}")

@@ -73,29 +73,45 @@ interest as (
     anti join bought using (visitor_type, visitor_id, product_id)
 ),
 visitors as (
-    -- visitor_floor: the chance of the popular product at position recommendations_site_count + products_bought.
-    -- The visitor's popular rows reach that far, so at least recommendations_site_count products they did not buy
-    -- have a chance above any candidate below that floor: such a candidate can never make their top.
-    -- visitor_number: visitors and products (popularity_position) are handled by number from here on, which is
-    -- much cheaper to join, group and sort than their ids.
-    select visitors.visitor_type, visitors.visitor_id, visitors.products_bought,
-        coalesce(order_share.chance, 0) as visitor_floor,
-        row_number() over (order by visitors.visitor_type, visitors.visitor_id) as visitor_number
+    -- visitors and products (popularity_position) are handled by number from here on, which is much cheaper to join,
+    -- group and sort than their ids
+    select visitor_type, visitor_id, row_number() over (order by visitor_type, visitor_id) as visitor_number
     from (
-        select visitor_type, visitor_id, count(*) filter (where kind = 'bought') as products_bought
-        from interest
-        group by all
+        select distinct visitor_type, visitor_id from interest
         union all
-        select 'default', null, 0
-    ) as visitors
-    left join order_share on order_share.popularity_position = $recommendations_site_count + visitors.products_bought
+        select 'default', null
+    )
 ),
 visitor_interest as (
-    select visitors.visitor_number, visitors.products_bought, visitors.visitor_floor,
-        interest.product_id, order_share.popularity_position as position, interest.kind, interest.next_order_chance
+    select visitors.visitor_number, interest.product_id, order_share.popularity_position as position, interest.kind,
+        interest.next_order_chance
     from interest
     join visitors using (visitor_type, visitor_id)
     join order_share using (product_id)
+),
+visitor_reach as (
+    -- popular_reach: the position of the visitor's recommendations_site_count-th popular product they did not buy
+    -- (a bought product at position q with k bought ones before it has q - 1 - k products not bought before it; it
+    -- lies within the reach when that is fewer than recommendations_site_count). The popular products up to there hold
+    -- exactly recommendations_site_count products they did not buy, and each has a chance of at least visitor_floor
+    -- (the share at popular_reach): a candidate below that floor can never make their top, nor can a popular
+    -- product beyond the reach.
+    select visitors.visitor_number, count(bought.position) as products_bought,
+        $recommendations_site_count + count(bought.position) filter (
+            where bought.position - 1 - bought.bought_before < $recommendations_site_count
+        ) as popular_reach
+    from visitors
+    left join (
+        select visitor_number, position, row_number() over (partition by visitor_number order by position) - 1 as bought_before
+        from visitor_interest
+        where kind = 'bought'
+    ) as bought using (visitor_number)
+    group by visitors.visitor_number
+),
+visitor_floors as (
+    select visitor_reach.*, coalesce(order_share.chance, 0) as visitor_floor
+    from visitor_reach
+    left join order_share on order_share.popularity_position = visitor_reach.popular_reach
 ),
 bought_next as (
     -- per product, the few products its buyers came back for most (a longer list would never make a top)
@@ -117,16 +133,16 @@ related as (
     -- per visitor: what buyers of it came back for (bought), or what goes with it in one order (carted, viewed).
     -- list_rank: 1 + how many products of the same list come first; when that many products are ahead of a
     -- candidate, it can only make the top of a visitor who bought enough of them to leave room.
-    select kind, product_id, related_product_id, popularity_position, chance, source,
+    select kind, product_id, related_product_id, popularity_position, chance, source_code,
         row_number() over (partition by kind, product_id order by chance desc, popularity_position) as list_rank
     from (
         select 'bought' as kind, pairs.product_id, pairs.related_product_id,
-            order_share.chance + pairs.added_chance as chance, 'bought_next' as source, order_share.popularity_position
+            order_share.chance + pairs.added_chance as chance, 5 as source_code, order_share.popularity_position
         from bought_next as pairs
         join order_share on order_share.product_id = pairs.related_product_id
         union all
         select later_purchase.kind, pairs.product_id, pairs.related_product_id,
-            order_share.chance + later_purchase.chance * pairs.added_chance, 'goes_with', order_share.popularity_position
+            order_share.chance + later_purchase.chance * pairs.added_chance, 4, order_share.popularity_position
         from goes_with as pairs
         cross join later_purchase
         join order_share on order_share.product_id = pairs.related_product_id
@@ -134,41 +150,44 @@ related as (
     )
 ),
 candidates as (
-    -- only the candidates that can still make the visitor's top (see visitors and related)
-    select visitor_interest.visitor_number, related.popularity_position as position, related.chance, related.source,
-        3 as source_priority
+    -- only the candidates that can still make the visitor's top (see visitor_reach and related). source_code: the
+    -- source as a number (1 popular, 2 viewed, 3 carted, 4 goes_with, 5 bought_next), cheaper to group and sort than
+    -- its name; the more personal sources have the higher numbers.
+    select visitor_interest.visitor_number, related.popularity_position as position, related.chance, related.source_code
     from visitor_interest
+    join visitor_floors using (visitor_number)
     join related using (kind, product_id)
-    where related.list_rank <= $recommendations_site_count + visitor_interest.products_bought
-        and related.chance >= visitor_interest.visitor_floor
+    where related.list_rank <= $recommendations_site_count + visitor_floors.products_bought
+        and related.chance >= visitor_floors.visitor_floor
     union all
-    select visitor_number, position, next_order_chance, kind, 2
+    select visitor_number, position, next_order_chance, case kind when 'carted' then 3 else 2 end
     from visitor_interest
     where kind <> 'bought' and next_order_chance > 0
     union all
-    -- enough popular products that recommendations_site_count remain once the bought ones are out
-    select visitors.visitor_number, order_share.popularity_position, order_share.chance, 'popular', 1
-    from visitors
-    join order_share on order_share.popularity_position <= $recommendations_site_count + visitors.products_bought
+    -- the popular products up to the visitor's reach: recommendations_site_count of them not bought
+    select visitor_floors.visitor_number, order_share.popularity_position, order_share.chance, 1
+    from visitor_floors
+    join order_share on order_share.popularity_position <= visitor_floors.popular_reach
 ),
 best as (
-    -- a product found several ways counts once, at its highest chance (a tie goes to the more personal source;
-    -- per priority rather than arg_max over a (chance, priority) struct, which costs twice as much)
+    -- a product found several ways counts once, at its highest chance (a tie goes to the more personal source:
+    -- related products first, then the carted or viewed product itself, of which a visitor has one row per product;
+    -- per source rather than arg_max over a (chance, source) struct, which costs twice as much)
     select visitor_number, position, max(chance) as chance,
         case
-            when max(chance) filter (where source_priority = 3) = max(chance)
-                then arg_max(source, chance) filter (where source_priority = 3)
-            when max(chance) filter (where source_priority = 2) = max(chance)
-                then arg_max(source, chance) filter (where source_priority = 2)
-            else 'popular'
-        end as source
+            when max(chance) filter (where source_code >= 4) = max(chance)
+                then arg_max(source_code, chance) filter (where source_code >= 4)
+            when max(chance) filter (where source_code >= 2) = max(chance)
+                then max(source_code) filter (where source_code in (2, 3))
+            else 1
+        end as source_code
     from candidates
     anti join (select visitor_number, position from visitor_interest where kind = 'bought') using (visitor_number, position)
     group by all
 ),
 top_products as (
     -- the highest chances first; among equal chances the more popular product
-    select visitor_number, position, source, chance,
+    select visitor_number, position, source_code, chance,
         row_number() over (partition by visitor_number order by chance desc, position) as recommendation_rank
     from best
     qualify recommendation_rank <= $recommendations_site_count
@@ -178,7 +197,7 @@ select
     visitors.visitor_id,
     top_products.recommendation_rank,
     order_share.product_id,
-    top_products.source,
+    ['popular', 'viewed', 'carted', 'goes_with', 'bought_next'][top_products.source_code] as source,
     round(top_products.chance, 4) as chance
 from top_products
 join visitors using (visitor_number)

@@ -18,6 +18,7 @@ from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.models.recommendations import (
     _write_atomically,
+    export_recommendations,
     recommendation_backtest,
     run_recommendation_backtest,
     site_recommendation_files,
@@ -72,6 +73,16 @@ def test_a_visitor_without_purchases_gets_the_popular_products(build):
     # A buyer is never offered what they bought: c3 (p1, p2) gets the next ones.
     c3 = rows(shop, "select product_id from marts.site_recommendations where visitor_id = 'c3' order by recommendation_rank")
     assert [row[0] for row in c3] == ["p3", "p4", "p5"]
+
+
+def test_a_buyer_of_the_last_popular_product_of_the_list_gets_the_next_one_instead(build):
+    """A visitor's list is always full: a bought product at the list's last popular place leaves room for the next."""
+    shop = popular_shop()
+    shop.customer("b1", at(0))
+    shop.order("ob1", "b1", at(3), [("p3", 1)])  # p3 now in 3 orders, as p2: p1, p2, p3, p4 still
+    connection = build(shop, 5, recommendations_site_count=3).connection
+    b1 = rows(connection, "select product_id, source from marts.site_recommendations where visitor_id = 'b1' order by recommendation_rank")
+    assert b1 == [("p1", "popular"), ("p2", "popular"), ("p4", "popular")]
 
 
 def test_a_buyer_of_a_products_first_companions_is_offered_the_next_one(build):
@@ -169,6 +180,38 @@ def test_a_failed_export_leaves_the_previous_files_whole(build, tmp_path, monkey
     assert set(after) == set(before)
     for name in ("checkout_cross_sell.parquet", "checkout_cross_sell.jsonl", "manifest.json"):
         assert after[name] == before[name]
+
+
+def test_the_files_list_each_visitors_products_in_rank_order(tmp_path):
+    """The site shows a row's products as listed: rank 1 first, whatever order the table's rows are stored in."""
+    with duckdb.connect(str(tmp_path / "shop.duckdb")) as connection:
+        connection.execute("create schema marts")
+        connection.execute(
+            "create table marts.site_recommendations (visitor_type varchar, visitor_id varchar, "
+            "recommendation_rank bigint, product_id varchar, source varchar, chance double)"
+        )
+        connection.execute(
+            "create table marts.checkout_cross_sell (product_id varchar, cross_sell_rank bigint, related_product_id varchar, "
+            "source varchar, orders_together bigint, chance_together double, added_chance double)"
+        )
+        # stored last rank first, as a table built by a parallel query may hold them
+        for rank in range(12, 0, -1):
+            for visitor in ("c1", "c2"):
+                connection.execute(
+                    "insert into marts.site_recommendations values ('customer', ?, ?, ?, 'popular', 0.1)",
+                    [visitor, rank, f"p{rank:02d}"],
+                )
+            connection.execute("insert into marts.checkout_cross_sell values ('p00', ?, ?, 'popular', 0, null, null)", [rank, f"p{rank:02d}"])
+        export_recommendations(connection, tmp_path / "site", day(5))
+    in_order = [f"p{rank:02d}" for rank in range(1, 13)]
+    for stem, key in (("site_recommendations", "visitor_id"), ("checkout_cross_sell", "product_id")):
+        jsonl = [json.loads(line) for line in (tmp_path / "site" / f"{stem}.jsonl").read_text(encoding="utf-8").splitlines()]
+        parquet = pq.read_table(tmp_path / "site" / f"{stem}.parquet").to_pylist()
+        for lines in (jsonl, parquet):
+            assert lines
+            for line in lines:
+                assert [product["product_id"] for product in line["products"]] == in_order, (stem, line[key])
+                assert [product["rank"] for product in line["products"]] == list(range(1, 13)), (stem, line[key])
 
 
 @pytest.mark.parametrize("copy_options", ["(format json)", "(format parquet)"])
