@@ -26,6 +26,15 @@ def build_memory_limit() -> str:
     return os.environ.get("LIFECYCLE_BUILD_MEMORY_LIMIT", "4GB")
 
 
+def build_keys_per_batch() -> int:
+    """How many keys a model built by key (``incremental_key``) recomputes in one statement.
+
+    More keys than this (a first build, a full refresh, a large backfill) are built in batches of keys:
+    DuckDB cannot spill every aggregate state, and stg_customers of 5M customers in one statement ran
+    out of the 4 GB build memory limit."""
+    return int(os.environ.get("LIFECYCLE_BUILD_KEYS_PER_BATCH", "1000000"))
+
+
 def outbox_dir() -> Path:
     """Where a dry-run push writes the requests it would have sent."""
     return Path(os.environ.get("LIFECYCLE_OUTBOX_DIR", PROJECT_ROOT / "data" / "outbox"))

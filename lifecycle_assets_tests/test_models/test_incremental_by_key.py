@@ -188,3 +188,13 @@ def test_a_column_added_to_the_model_is_filled_on_every_row(warehouse, tmp_path)
     assert warehouse.execute("select count(*) from staging.stg_orders where updated_at is not null").fetchone()[0] == 1
     build(warehouse, 10, models=[parse_model(model_file)])
     assert differences(warehouse, 10) == NONE_DIFFER
+
+
+def test_a_shop_with_more_keys_than_a_batch_builds_in_batches_the_same_tables(warehouse, monkeypatch):
+    """A first build or full refresh of a large shop goes a batch of keys at a time, within the memory limit."""
+    for landing_day in SHOP:
+        land_day(warehouse, landing_day)
+    monkeypatch.setenv("LIFECYCLE_BUILD_KEYS_PER_BATCH", "2")
+    build(warehouse, 10, full_refresh=True)
+    monkeypatch.delenv("LIFECYCLE_BUILD_KEYS_PER_BATCH")
+    assert differences(warehouse, 10) == NONE_DIFFER  # the reference: every key in one statement
