@@ -19,7 +19,8 @@ the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(
                                          after `$since` only; see run_model)
     -- incremental_key: customer_id      (incremental by key: each key's rows are a function of that
                                          key's raw rows only; a build recomputes the keys whose raw
-                                         rows changed; see _build_by_key)
+                                         rows changed; see _build_by_key; it may read a model keyed
+                                         otherwise whose raw rows name this key, see _keys_through)
 
 Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
 never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
@@ -286,10 +287,10 @@ def load_models(root: Path = SQL_MODELS_DIR) -> list[SqlModel]:
     for model in models:
         for schema, name in model.tables_read if model.incremental_key else ():
             upstream = by_table.get(f"{schema}.{name}")
-            if schema != "raw" and (upstream is None or upstream.incremental_key != model.incremental_key):
+            if schema != "raw" and (upstream is None or not upstream.incremental_key):
                 raise SqlModelError(
-                    f"{model.path}: an incremental_key model reads raw.* tables and models with the same "
-                    f"incremental_key only; {schema}.{name} is not one"
+                    f"{model.path}: an incremental_key model reads raw.* tables and incremental_key models "
+                    f"only; {schema}.{name} is not one"
                 )
     return models
 
@@ -360,7 +361,7 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     if model.incremental_by:
         return _build_by_landing_day(model, connection, bound, bool(exists) and not full_refresh, bool(exists))
     if model.incremental_key:
-        return _build_by_key(model, connection, bound, bool(exists) and not full_refresh, bool(exists))
+        return _build_by_key(model, connection, bound, bool(exists) and not full_refresh, bool(exists), parameters.get("as_of"))
     if model.materialization == "incremental" and exists and not full_refresh:
         return _merge_incremental(model, connection, bound)
     connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
@@ -441,16 +442,17 @@ def _write_state(connection, model: SqlModel, as_of, parameters: str, columns: s
         )
 
 
-def _since_last_build(model: SqlModel, connection, bound: dict[str, object], incremental: bool, fingerprint: dict):
+def _since_last_build(model: SqlModel, connection, bound: dict[str, object], incremental: bool, fingerprint: dict, as_of=None):
     """The earliest landing day to rebuild from (EVERY_LANDING_DAY: all; None: nothing changed) and the new state.
 
     The last build's landing days (rows and latest _ingested_at per raw table and day) are kept in
     `lifecycle_state`. `$since` is the earliest landing day that is new, re-ingested or gone since;
     if as_of moved, no later than the earlier as_of + 1 - AS_OF_REACH_DAYS. A full build (first
     build, `full_refresh`, other parameters, another SELECT, or columns the SELECT no longer returns
-    as the table has them, e.g. a column added) reads every landing day.
+    as the table has them, e.g. a column added) reads every landing day. `as_of`: the as-of day of a
+    model that does not read `$as_of` itself but reads a model that does.
     """
-    as_of = bound.get("as_of")
+    as_of = bound.get("as_of", as_of)
     others = json.dumps({**{k: str(v) for k, v in sorted(bound.items()) if k != "as_of"}, **fingerprint}, sort_keys=True)
     # The SELECT's columns and types (`where false`: DuckDB plans it and reads nothing).
     probe = f"_probe_{model.name}"
@@ -554,20 +556,70 @@ def _restricted_to_keys(model: SqlModel, keys_table: str) -> str:
     return sqlglot.parse_one(model.select_sql, read="duckdb").transform(restrict).sql(dialect="duckdb")
 
 
-def _keys_landed(model: SqlModel, keys_table: str | None) -> str:
-    """SQL: per key, the latest landing day of its raw rows (through the models read, their own key state)."""
+def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[str]:
+    """SQL per table read: (key, last_landed_on) rows, one per raw row (or kept key) a key's rows depend on.
+
+    A raw table: its rows. A model on the same key: its kept key state. A model keyed otherwise
+    (`purchase_days` by customer reads `stg_orders` by order): each of its keys named together with
+    one of ours in its raw rows (`_keys_through`), with that key's kept landing day: an order's
+    customers depend on all of the order's rows, and an order moved to another customer changes both.
+    """
     key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
     only = f" where ({key_list}) in (select {key_list} from {keys_table})" if keys_table else ""
-    parts = [
-        f"select {key_list}, _landing_date as last_landed_on from {schema}.{name}{only}"
-        if schema == "raw"
-        else f"select {key_list}, last_landed_on from {_key_state_table(f'{schema}.{name}')}{only}"
-        for schema, name in model.tables_read
-    ]
+    sources = []
+    for schema, name in model.tables_read:
+        if schema == "raw":
+            sources.append(f"select {key_list}, _landing_date as last_landed_on from {schema}.{name}{only}")
+            continue
+        upstream_state = _key_state_table(f"{schema}.{name}")
+        upstream_key, carrying = _keys_through(model, connection, f"{schema}.{name}")
+        if not carrying:  # the same key
+            sources.append(f"select {key_list}, last_landed_on from {upstream_state}{only}")
+            continue
+        named = ", ".join(f'"{column}"' for column in upstream_key)
+        touched = " union ".join(f"select distinct {key_list}, {named} from {table}{only}" for table in carrying)
+        sources.append(
+            f"select {', '.join(f'touched.{c}' for c in key_list.split(', '))}, upstream.last_landed_on "
+            f"from ({touched}) as touched join {upstream_state} as upstream using ({named})"
+        )
+    return sources
+
+
+def _keys_through(model: SqlModel, connection, upstream: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A model read by a key model: its key and, if keyed otherwise, the raw tables it reads that name both keys.
+
+    Both come from what the upstream's last build kept (its key state's columns, its landed days), so
+    the upstream's file is not needed. Keyed otherwise and no raw table names both keys: an error.
+    """
+    upstream_key = tuple(column for column in _columns(connection, _key_state_table(upstream)) if column != "last_landed_on")
+    if upstream_key == model.incremental_key:
+        return upstream_key, ()
+    raw_tables = connection.execute(
+        f"select distinct source_table from {STATE_SCHEMA}.incremental_landed_days where model = ? "
+        "and source_table like 'raw.%' order by 1",
+        [upstream],
+    ).fetchall()
+    carrying = tuple(
+        table for (table,) in raw_tables if {*upstream_key, *model.incremental_key} <= set(_columns(connection, table))
+    )
+    if not carrying:
+        raise SqlModelError(
+            f"{model.path}: {upstream} is keyed by {', '.join(upstream_key)}; none of its raw tables also "
+            f"names {', '.join(model.incremental_key)}, so its changed rows cannot be told by this model's key"
+        )
+    return upstream_key, carrying
+
+
+def _keys_landed(model: SqlModel, connection, keys_table: str | None) -> str:
+    """SQL: per key, the latest landing day of the raw rows it depends on (through the models read, their key state)."""
+    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
+    parts = _key_sources(model, connection, keys_table)
     return f"select {key_list}, max(last_landed_on) as last_landed_on from ({' union all '.join(parts)}) group by all"
 
 
-def _build_by_key(model: SqlModel, connection, bound: dict[str, object], incremental: bool, exists: bool) -> dict[str, object]:
+def _build_by_key(
+    model: SqlModel, connection, bound: dict[str, object], incremental: bool, exists: bool, as_of: dt.date | None = None
+) -> dict[str, object]:
     """Recompute only the keys whose raw rows changed since the last build, each from its whole history.
 
     The SELECT is the whole-history rule; the header's `incremental_key` says that a key's rows
@@ -585,7 +637,9 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
             upstream[f"{schema}.{name}"] = connection.execute(
                 f"select parameters || columns from {STATE_SCHEMA}.incremental_builds where model = ?", [f"{schema}.{name}"]
             ).fetchone()
-    since, state = _since_last_build(model, connection, bound, incremental, {"sql": _sql_digest(model), "reads": str(upstream)})
+    since, state = _since_last_build(
+        model, connection, bound, incremental, {"sql": _sql_digest(model), "reads": str(upstream)}, as_of
+    )
     if since is None:
         return _nothing_changed(model, connection)
     full = since == EVERY_LANDING_DAY
@@ -595,10 +649,8 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
     _create_state_tables(connection)
     if not full:
         changed_keys = [
-            f"select {key_list} from {schema}.{name} where _landing_date >= $since"
-            if schema == "raw"
-            else f"select {key_list} from {_key_state_table(f'{schema}.{name}')} where last_landed_on >= $since"
-            for schema, name in model.tables_read
+            f"select {key_list} from ({source}) where last_landed_on >= $since"
+            for source in _key_sources(model, connection, None)
         ]
         changed_keys.append(f"select {key_list} from {key_state} where last_landed_on >= $since")
         connection.execute(
@@ -609,7 +661,7 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
     try:
         if full:
             connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
-            connection.execute(f"create or replace table {key_state} as {_keys_landed(model, None)}")
+            connection.execute(f"create or replace table {key_state} as {_keys_landed(model, connection, None)}")
             removed = 0
             added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
             recomputed = connection.execute(f"select count(*) from {key_state}").fetchone()[0]
@@ -620,7 +672,7 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
                 f"insert into {model.table} by name {_restricted_to_keys(model, keys)}", bound
             ).fetchone()[0]
             connection.execute(f"delete from {key_state} where {same_keys}")
-            connection.execute(f"insert into {key_state} by name {_keys_landed(model, keys)}")
+            connection.execute(f"insert into {key_state} by name {_keys_landed(model, connection, keys)}")
             recomputed = connection.execute(f"select count(*) from {keys}").fetchone()[0]
         _write_state(connection, model, *state)
         connection.execute("commit")

@@ -128,7 +128,7 @@ def test_daily_builds_with_re_ingested_past_days_equal_a_full_rebuild(warehouse)
         land_day(warehouse, landing_day)
         outcomes = build(warehouse, landing_day)
         assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
-    assert len(KEY_MODELS) == 5
+    assert len(KEY_MODELS) == 6
     # as_of moved from day 6 to day 7: rows landed from day 6 + 1 - 2 on can enter or leave
     assert outcomes["staging.stg_orders"]["rebuilt_from"] == day(5).isoformat()
     # of the six orders, only those with rows landed from day 5 on: o5, o1 (its refund) and o6
@@ -188,3 +188,38 @@ def test_a_column_added_to_the_model_is_filled_on_every_row(warehouse, tmp_path)
     assert warehouse.execute("select count(*) from staging.stg_orders where updated_at is not null").fetchone()[0] == 1
     build(warehouse, 10, models=[parse_model(model_file)])
     assert differences(warehouse, 10) == NONE_DIFFER
+
+
+def test_an_order_moved_to_another_customer_recomputes_both(warehouse):
+    """purchase_days is keyed by customer but reads stg_orders, keyed by order: the order's old and new customer change."""
+    for landing_day in range(1, 8):
+        land_day(warehouse, landing_day)
+        daily = build(warehouse, landing_day)["intermediate.purchase_days"]
+    # as_of 6 -> 7 rebuilds from day 5: bob (o5), ann (o1's refund), dee (o6); not cy, whose o3 landed on day 3
+    assert daily["rebuilt_from"] == day(5).isoformat() and daily["keys_recomputed"] == 3
+
+    def purchase_days(customer_id: str) -> list[dt.date]:
+        return [row[0] for row in warehouse.execute(
+            "select purchase_on from intermediate.purchase_days where customer_id = ? order by 1", [customer_id]
+        ).fetchall()]
+
+    assert purchase_days("ann") == [day(3)] and purchase_days("dee") == [day(7)]
+    # A corrected export of day 3: o4 was dee's order, not ann's.
+    land(warehouse, "orders", 3, [order("o3", "cy", 3), order("o4", "dee", 3)], ingested=dt.datetime(2030, 1, 1))
+    build(warehouse, 7)
+    assert differences(warehouse, 7) == NONE_DIFFER
+    assert purchase_days("ann") == [] and purchase_days("dee") == [day(3), day(7)]
+    # A later change moves o4 to bob; then that day is re-ingested without it: o4 is dee's again.
+    land_day(warehouse, 8)
+    land(warehouse, "orders", 8, [order("o4", "bob", 3, updated=at(8))])
+    build(warehouse, 8)
+    assert differences(warehouse, 8) == NONE_DIFFER and purchase_days("bob") == [day(2), day(3), day(5)]
+    land(warehouse, "orders", 8, [], ingested=dt.datetime(2030, 1, 2))
+    build(warehouse, 8)
+    assert differences(warehouse, 8) == NONE_DIFFER and purchase_days("dee") == [day(3), day(7)]
+    # o4's only row removed altogether, then as_of moved back before it
+    land(warehouse, "orders", 3, [order("o3", "cy", 3)], ingested=dt.datetime(2030, 1, 3))
+    build(warehouse, 9)
+    assert differences(warehouse, 9) == NONE_DIFFER and purchase_days("dee") == [day(7)]
+    build(warehouse, 2)
+    assert differences(warehouse, 2) == NONE_DIFFER
