@@ -21,6 +21,9 @@ the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(
                                          key's raw rows only; a build recomputes the keys whose raw
                                          rows changed; see _build_by_key; it may read a model keyed
                                          otherwise whose raw rows name this key, see _keys_through)
+    -- as_of_crosses: change_days.day    (incremental_key: the SELECT depends on $as_of only through
+                                         which of a key's days in this CTE column are <= $as_of;
+                                         when as_of moves, the keys with a day crossed are recomputed)
 
 Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
 never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
@@ -67,6 +70,7 @@ HEADER_KEYS = (
     "merge_exclude_columns",
     "incremental_by",
     "incremental_key",
+    "as_of_crosses",
 )
 # The SQL parameter an incremental-by-landing-day model restricts its raw rows with, bound by the factory.
 SINCE_PARAMETER = "since"
@@ -161,6 +165,7 @@ class SqlModel:
     merge_exclude_columns: tuple[str, ...] = ()
     incremental_by: str = ""
     incremental_key: tuple[str, ...] = ()
+    as_of_crosses: str = ""
     tables_read: tuple[tuple[str, str], ...] = ()
     parameters: tuple[str, ...] = field(default_factory=tuple)
 
@@ -238,6 +243,11 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
             raise SqlModelError(f"{path}: incremental_key needs `-- materialization: incremental` and no incremental_by")
         if SINCE_PARAMETER in parameters:
             raise SqlModelError(f"{path}: an incremental_key model is the whole-history rule; the factory picks the keys, not ${SINCE_PARAMETER}")
+    as_of_crosses = (header.get("as_of_crosses") or [""])[0]
+    if as_of_crosses:
+        cte, _, column = as_of_crosses.partition(".")
+        if not incremental_key or not column or cte not in {c.alias for c in tree.find_all(exp.CTE)}:
+            raise SqlModelError(f"{path}: as_of_crosses names <cte>.<day column> of an incremental_key model's SELECT")
     count_tables = tuple(_split_list(line) for line in header.get("count_table", []))
     for columns in count_tables:
         if not 1 <= len(columns) <= 2:
@@ -258,6 +268,7 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         merge_exclude_columns=_split_list((header.get("merge_exclude_columns") or [""])[0]),
         incremental_by=incremental_by,
         incremental_key=incremental_key,
+        as_of_crosses=as_of_crosses,
         tables_read=tuple(tables_read),
         parameters=tuple(parameters),
     )
@@ -585,6 +596,25 @@ def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[st
     return sources
 
 
+def _keys_crossed(model: SqlModel, as_of_days: list[dt.date], bound: dict[str, object]) -> str:
+    """SQL: the keys with a day of the `as_of_crosses` CTE column after the earlier as-of day, up to the later one.
+
+    The CTE is the model's own (with the CTEs it reads), evaluated over every key: a scan of its
+    tables, no window. Those keys' rows are the only ones an as_of move can add or remove.
+    """
+    cte, _, column = model.as_of_crosses.partition(".")
+    tree = sqlglot.parse_one(model.select_sql, read="duckdb")
+    ctes = tree.args["with_"].expressions
+    used = ctes[: [c.alias for c in ctes].index(cte) + 1]
+    earlier, later = (day.isoformat() for day in as_of_days)
+    query = exp.select(*model.incremental_key).from_(cte).where(
+        f'"{column}" > date \'{earlier}\' and "{column}" <= date \'{later}\''
+    )
+    query.set("with_", exp.With(expressions=used))
+    settings = query.transform(lambda node: exp.convert(bound[node.name]) if isinstance(node, exp.Placeholder) else node)
+    return settings.sql(dialect="duckdb")
+
+
 def _keys_through(model: SqlModel, connection, upstream: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """A model read by a key model: its key and, if keyed otherwise, the raw tables it reads that name both keys.
 
@@ -637,6 +667,8 @@ def _build_by_key(
             upstream[f"{schema}.{name}"] = connection.execute(
                 f"select parameters || columns from {STATE_SCHEMA}.incremental_builds where model = ?", [f"{schema}.{name}"]
             ).fetchone()
+    _create_state_tables(connection)
+    previous = connection.execute(f"select as_of from {STATE_SCHEMA}.incremental_builds where model = ?", [model.table]).fetchone()
     since, state = _since_last_build(
         model, connection, bound, incremental, {"sql": _sql_digest(model), "reads": str(upstream)}, as_of
     )
@@ -653,8 +685,11 @@ def _build_by_key(
             for source in _key_sources(model, connection, None)
         ]
         changed_keys.append(f"select {key_list} from {key_state} where last_landed_on >= $since")
+        if model.as_of_crosses and previous and previous[0] != state[0]:
+            changed_keys.append(_keys_crossed(model, sorted((previous[0], state[0])), bound))
         connection.execute(
-            f"create or replace temp table {keys} as {' union '.join(changed_keys)}", {SINCE_PARAMETER: since}
+            f"create or replace temp table {keys} as {' union '.join(f'({part})' for part in changed_keys)}",
+            {SINCE_PARAMETER: since},
         )
     # The table, its keys' landing days and what it was built from change together, or none does.
     connection.execute("begin transaction")

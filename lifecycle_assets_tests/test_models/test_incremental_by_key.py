@@ -90,8 +90,11 @@ def land_day(connection, landing_day: int) -> None:
         land(connection, entity, landing_day, rows)
 
 
+SETTINGS: dict[str, object] = {}  # a test's own lifecycle settings (monkeypatched)
+
+
 def parameters(as_of: int) -> dict:
-    return LifecycleSettings(as_of=day(as_of).isoformat()).sql_parameters(day(as_of))
+    return LifecycleSettings(as_of=day(as_of).isoformat(), **SETTINGS).sql_parameters(day(as_of))
 
 
 def build(connection, as_of: int, full_refresh: bool = False, models=None) -> dict[str, dict]:
@@ -128,7 +131,7 @@ def test_daily_builds_with_re_ingested_past_days_equal_a_full_rebuild(warehouse)
         land_day(warehouse, landing_day)
         outcomes = build(warehouse, landing_day)
         assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
-    assert len(KEY_MODELS) == 6
+    assert len(KEY_MODELS) == 7
     # as_of moved from day 6 to day 7: rows landed from day 6 + 1 - 2 on can enter or leave
     assert outcomes["staging.stg_orders"]["rebuilt_from"] == day(5).isoformat()
     # of the six orders, only those with rows landed from day 5 on: o5, o1 (its refund) and o6
@@ -223,3 +226,27 @@ def test_an_order_moved_to_another_customer_recomputes_both(warehouse):
     assert differences(warehouse, 9) == NONE_DIFFER and purchase_days("dee") == [day(7)]
     build(warehouse, 2)
     assert differences(warehouse, 2) == NONE_DIFFER
+
+
+def test_stages_that_change_because_days_pass_follow_the_as_of_day(warehouse, monkeypatch):
+    """A customer becomes departing on the day the threshold is crossed, with nothing landed that day:
+    stage_transitions recomputes the customers whose change day the as-of day crossed, either way."""
+    monkeypatch.setattr(f"{__name__}.SETTINGS", {"departing_days": 3, "returned_window_days": 2})
+    for landing_day in SHOP:
+        land_day(warehouse, landing_day)
+        build(warehouse, landing_day)
+        assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
+    crossed = {}
+    for as_of in range(11, 16):  # nothing lands any more; the days pass
+        crossed[as_of] = build(warehouse, as_of)["intermediate.stage_transitions"]["keys_recomputed"]
+        assert differences(warehouse, as_of) == NONE_DIFFER, f"as of day {as_of}"
+    # 12 -> 13 crosses one change day only: cy's last purchase (day 10) + 3 days
+    assert crossed[13] == 1
+    assert warehouse.execute(
+        "select stage from intermediate.stage_transitions where customer_id = 'cy' and started_on = ?", [day(13)]
+    ).fetchall() == [("departing",)]
+    # back before most departures, then forward again past all of them in one step
+    build(warehouse, 6)
+    assert differences(warehouse, 6) == NONE_DIFFER
+    build(warehouse, 15)
+    assert differences(warehouse, 15) == NONE_DIFFER
