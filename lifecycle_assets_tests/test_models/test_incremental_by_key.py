@@ -14,7 +14,7 @@ import pytest
 from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.ingest.storage import raw_table_ddl
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, build_order, load_models, parse_model, run_model
+from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, SqlModelError, build_order, load_models, parse_model, run_model
 from lifecycle_assets_tests.test_models.tiny_shop import at, day, edited_model
 
 KEY_MODELS = [model for model in build_order(load_models()) if model.incremental_key]
@@ -250,3 +250,17 @@ def test_stages_that_change_because_days_pass_follow_the_as_of_day(warehouse, mo
     assert differences(warehouse, 6) == NONE_DIFFER
     build(warehouse, 15)
     assert differences(warehouse, 15) == NONE_DIFFER
+
+
+def test_a_key_model_cannot_read_an_as_of_crosses_model(tmp_path):
+    """The keys an as_of move crosses are not in the upstream's kept landing days: a reader by key would miss them."""
+    header = "-- description: d\n-- materialization: incremental\n-- unique_key: customer_id\n-- incremental_key: customer_id\n"
+    (tmp_path / "intermediate").mkdir()
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "intermediate" / "days.sql").write_text(
+        header + "-- as_of_crosses: crossing.day\nwith crossing as (select customer_id, registered_on as day "
+        "from raw.customers) select customer_id from crossing where day <= $as_of::date\n"
+    )
+    (tmp_path / "marts" / "reader.sql").write_text(header + "select customer_id from intermediate.days\n")
+    with pytest.raises(SqlModelError, match="reader.sql.*intermediate.days is not one"):
+        load_models(tmp_path)
