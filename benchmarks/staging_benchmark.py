@@ -73,7 +73,7 @@ def main() -> None:
     chosen = {name.strip() for name in args.models.split(",") if name.strip()}
     models = [
         model for model in build_order(load_models())
-        if (model.schema in chosen or model.table in chosen) if chosen else model.incremental_key
+        if ((model.schema in chosen or model.table in chosen) if chosen else model.incremental_key)
     ]
     with tempfile.TemporaryDirectory(dir=args.warehouse.parent) as workdir:
         copy = Path(workdir) / "warehouse.duckdb"
