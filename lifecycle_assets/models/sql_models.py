@@ -24,6 +24,9 @@ the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(
     -- as_of_crosses: change_days.day    (incremental_key: the SELECT depends on $as_of only through
                                          which of a key's days in this CTE column are <= $as_of;
                                          when as_of moves, the keys with a day crossed are recomputed)
+    -- read_whole: raw.orders            (incremental_key with as_of_crosses: tables read whole, not
+                                         by key; only rows of a day in the crossed window may depend
+                                         on them)
 
 Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
 never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
@@ -71,6 +74,7 @@ HEADER_KEYS = (
     "incremental_by",
     "incremental_key",
     "as_of_crosses",
+    "read_whole",
 )
 # The SQL parameter an incremental-by-landing-day model restricts its raw rows with, bound by the factory.
 SINCE_PARAMETER = "since"
@@ -166,6 +170,7 @@ class SqlModel:
     incremental_by: str = ""
     incremental_key: tuple[str, ...] = ()
     as_of_crosses: str = ""
+    read_whole: tuple[tuple[str, str], ...] = ()
     tables_read: tuple[tuple[str, str], ...] = ()
     parameters: tuple[str, ...] = field(default_factory=tuple)
 
@@ -248,6 +253,9 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         cte, _, column = as_of_crosses.partition(".")
         if not incremental_key or not column or cte not in {c.alias for c in tree.find_all(exp.CTE)}:
             raise SqlModelError(f"{path}: as_of_crosses names <cte>.<day column> of an incremental_key model's SELECT")
+    read_whole = tuple(tuple(table.split(".", 1)) for table in _split_list((header.get("read_whole") or [""])[0]))
+    if read_whole and (not as_of_crosses or not set(read_whole) <= set(tables_read)):
+        raise SqlModelError(f"{path}: read_whole names tables the SELECT reads, in a model with as_of_crosses")
     count_tables = tuple(_split_list(line) for line in header.get("count_table", []))
     for columns in count_tables:
         if not 1 <= len(columns) <= 2:
@@ -269,6 +277,7 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         incremental_by=incremental_by,
         incremental_key=incremental_key,
         as_of_crosses=as_of_crosses,
+        read_whole=read_whole,
         tables_read=tuple(tables_read),
         parameters=tuple(parameters),
     )
@@ -298,11 +307,14 @@ def load_models(root: Path = SQL_MODELS_DIR) -> list[SqlModel]:
     for model in models:
         for schema, name in model.tables_read if model.incremental_key else ():
             upstream = by_table.get(f"{schema}.{name}")
-            if schema != "raw" and (upstream is None or not upstream.incremental_key or upstream.as_of_crosses):
-                # an as_of_crosses model's crossed keys are not in its kept landing days
+            if schema != "raw" and (
+                upstream is None or not upstream.incremental_key or (upstream.as_of_crosses and not model.as_of_crosses)
+            ):
+                # an as_of_crosses model's crossed keys are not in its kept landing days: its reader
+                # by key crosses the same days (they are the upstream's rows' days, or cover them)
                 raise SqlModelError(
                     f"{model.path}: an incremental_key model reads raw.* tables and incremental_key models "
-                    f"without as_of_crosses only; {schema}.{name} is not one"
+                    f"(those with as_of_crosses only if this one has it too); {schema}.{name} is not one"
                 )
     return models
 
@@ -557,7 +569,7 @@ def _restricted_to_keys(model: SqlModel, keys_table: str) -> str:
     key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
 
     def restrict(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and node.db and (node.db, node.name) in model.tables_read:
+        if isinstance(node, exp.Table) and node.db and (node.db, node.name) in set(model.tables_read) - set(model.read_whole):
             rows = sqlglot.parse_one(
                 f"select * from {node.db}.{node.name} where ({key_list}) in (select {key_list} from {keys_table})",
                 read="duckdb",
@@ -579,7 +591,7 @@ def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[st
     key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
     only = f" where ({key_list}) in (select {key_list} from {keys_table})" if keys_table else ""
     sources = []
-    for schema, name in model.tables_read:
+    for schema, name in (table for table in model.tables_read if table not in model.read_whole):
         if schema == "raw":
             sources.append(f"select {key_list}, _landing_date as last_landed_on from {schema}.{name}{only}")
             continue
@@ -597,23 +609,26 @@ def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[st
     return sources
 
 
-def _keys_crossed(model: SqlModel, as_of_days: list[dt.date], bound: dict[str, object]) -> str:
-    """SQL: the keys with a day of the `as_of_crosses` CTE column after the earlier as-of day, up to the later one.
+def _keys_crossed(model: SqlModel, connection, as_of_days: list[dt.date], bound: dict[str, object]) -> list[str]:
+    """SQL: the keys with a day of the `as_of_crosses` CTE column from the earlier as-of day to the later one.
 
     The CTE is the model's own (with the CTEs it reads), evaluated over every key: a scan of its
-    tables, no window. Those keys' rows are the only ones an as_of move can add or remove.
+    tables, no window; and the model's table, if it has that column (rows an as_of moved back
+    removes). Those keys' rows are the only ones an as_of move (or a `read_whole` table, on the
+    as-of day) can add or remove.
     """
     cte, _, column = model.as_of_crosses.partition(".")
     tree = sqlglot.parse_one(model.select_sql, read="duckdb")
     ctes = tree.args["with_"].expressions
     used = ctes[: [c.alias for c in ctes].index(cte) + 1]
     earlier, later = (day.isoformat() for day in as_of_days)
-    query = exp.select(*model.incremental_key).from_(cte).where(
-        f'"{column}" > date \'{earlier}\' and "{column}" <= date \'{later}\''
-    )
+    window = f'"{column}" between date \'{earlier}\' and date \'{later}\''
+    query = exp.select(*model.incremental_key).from_(cte).where(window)
     query.set("with_", exp.With(expressions=used))
     settings = query.transform(lambda node: exp.convert(bound[node.name]) if isinstance(node, exp.Placeholder) else node)
-    return settings.sql(dialect="duckdb")
+    key_list = ", ".join(f'"{key}"' for key in model.incremental_key)
+    own = [f"select {key_list} from {model.table} where {window}"] if column in _columns(connection, model.table) else []
+    return [settings.sql(dialect="duckdb"), *own]
 
 
 def _keys_through(model: SqlModel, connection, upstream: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -686,8 +701,8 @@ def _build_by_key(
             for source in _key_sources(model, connection, None)
         ]
         changed_keys.append(f"select {key_list} from {key_state} where last_landed_on >= $since")
-        if model.as_of_crosses and previous and previous[0] != state[0]:
-            changed_keys.append(_keys_crossed(model, sorted((previous[0], state[0])), bound))
+        if model.as_of_crosses and previous:
+            changed_keys.extend(_keys_crossed(model, connection, sorted((previous[0], state[0])), bound))
         connection.execute(
             f"create or replace temp table {keys} as {' union '.join(f'({part})' for part in changed_keys)}",
             {SINCE_PARAMETER: since},
@@ -695,18 +710,26 @@ def _build_by_key(
     # The table, its keys' landing days and what it was built from change together, or none does.
     connection.execute("begin transaction")
     try:
+        same_keys = f"({key_list}) in (select {key_list} from {keys})"
+        updated = 0
+        if model.merge_exclude_columns and incremental:  # keep what the build that first recorded a row wrote
+            merged = _merge_incremental(
+                model, connection, bound, *(() if full else (_restricted_to_keys(model, keys), same_keys))
+            )
+            added, removed, updated = merged["rows_added"], merged["rows_removed"], merged["rows_updated"]
         if full:
-            connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
+            if not (model.merge_exclude_columns and incremental):
+                connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
+                removed = 0
+                added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
             connection.execute(f"create or replace table {key_state} as {_keys_landed(model, connection, None)}")
-            removed = 0
-            added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
             recomputed = connection.execute(f"select count(*) from {key_state}").fetchone()[0]
         else:
-            same_keys = f"({key_list}) in (select {key_list} from {keys})"
-            removed = connection.execute(f"delete from {model.table} where {same_keys}").fetchone()[0]
-            added = connection.execute(
-                f"insert into {model.table} by name {_restricted_to_keys(model, keys)}", bound
-            ).fetchone()[0]
+            if not model.merge_exclude_columns:
+                removed = connection.execute(f"delete from {model.table} where {same_keys}").fetchone()[0]
+                added = connection.execute(
+                    f"insert into {model.table} by name {_restricted_to_keys(model, keys)}", bound
+                ).fetchone()[0]
             connection.execute(f"delete from {key_state} where {same_keys}")
             connection.execute(f"insert into {key_state} by name {_keys_landed(model, connection, keys)}")
             recomputed = connection.execute(f"select count(*) from {keys}").fetchone()[0]
@@ -717,13 +740,19 @@ def _build_by_key(
         raise
     finally:
         connection.execute(f"drop table if exists {keys}")
-    return {**_rebuilt(model, connection, added, removed, exists, since), "keys_recomputed": int(recomputed)}
+    return {**_rebuilt(model, connection, added, removed, exists, since), "rows_updated": int(updated),
+            "keys_recomputed": int(recomputed)}
 
 
-def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) -> dict[str, object]:
-    """dbt's merge on the unique key: delete vanished keys, update changed rows, insert new keys."""
+def _merge_incremental(
+    model: SqlModel, connection, bound: dict[str, object], select_sql: str = "", scope: str = "true"
+) -> dict[str, object]:
+    """dbt's merge on the unique key: delete vanished keys, update changed rows, insert new keys.
+
+    `select_sql`/`scope`: the SELECT over some keys only and the table's rows of those keys (`_build_by_key`).
+    """
     fresh = f"_fresh_{model.name}"
-    connection.execute(f"create or replace temp table {fresh} as {model.select_sql}", bound)
+    connection.execute(f"create or replace temp table {fresh} as {select_sql or model.select_sql}", bound)
     fresh_columns = _columns(connection, fresh)
     existing_columns = _columns(connection, model.table)
     for column, column_type in fresh_columns.items():
@@ -737,7 +766,7 @@ def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) ->
     same_key = " and ".join(f'existing."{c}" is not distinct from new_row."{c}"' for c in key)
     before = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
     connection.execute(
-        f"delete from {model.table} as existing where not exists (select 1 from {fresh} as new_row where {same_key})"
+        f"delete from {model.table} as existing where {scope} and not exists (select 1 from {fresh} as new_row where {same_key})"
     )
     removed = before - connection.execute(f"select count(*) from {model.table}").fetchone()[0]
     updated = 0
