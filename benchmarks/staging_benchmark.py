@@ -10,6 +10,11 @@ around each build (DuckDB's threads included), each after a CHECKPOINT so that n
 another's write-ahead log.
 
     .venv/bin/python benchmarks/staging_benchmark.py --warehouse DIR/warehouse.duckdb
+    .venv/bin/python benchmarks/staging_benchmark.py --warehouse DIR/warehouse.duckdb \
+        --models staging,intermediate.purchase_days,intermediate.stage_transitions,marts.customer_stage_history
+
+`--models` (schemas or tables, default: every incremental_key model) also takes models built
+otherwise (the stage history's merge): each is built as it is, beside its whole-table build.
 
 The last line is one JSON object: per model, the CPU and wall seconds and the keys recomputed of each
 build (full, daily, past_day, table) and its rows, and the load average at the start and the end.
@@ -62,16 +67,21 @@ def main() -> None:
     parser.add_argument("--warehouse", type=Path, required=True, help="a warehouse.duckdb with raw.* (copied, never changed)")
     parser.add_argument("--past-days", type=int, default=30, help="how far back the corrected export is")
     parser.add_argument("--memory-limit", default="4GB")
+    parser.add_argument("--models", default="", help="schemas or tables, comma-separated; default: every incremental_key model")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    models = [model for model in build_order(load_models()) if model.incremental_key]
+    chosen = {name.strip() for name in args.models.split(",") if name.strip()}
+    models = [
+        model for model in build_order(load_models())
+        if ((model.schema in chosen or model.table in chosen) if chosen else model.incremental_key)
+    ]
     with tempfile.TemporaryDirectory(dir=args.warehouse.parent) as workdir:
         copy = Path(workdir) / "warehouse.duckdb"
         shutil.copyfile(args.warehouse, copy)
         connection = duckdb.connect(str(copy), config={"memory_limit": args.memory_limit})
         os.environ.setdefault("LIFECYCLE_BUILD_MEMORY_LIMIT", args.memory_limit)
-        connection.execute("create schema if not exists staging")
         for model in models:  # a warehouse built before: its staging tables are whole tables, no key state
+            connection.execute(f"create schema if not exists {model.schema}")
             connection.execute(f"drop table if exists {model.table}")
         last_day = connection.execute("select max(_landing_date) from raw.orders").fetchone()[0]
         past_day = last_day - dt.timedelta(days=args.past_days)
@@ -105,7 +115,13 @@ def main() -> None:
         parameters = LifecycleSettings(as_of=as_of.isoformat()).sql_parameters(as_of)
         # Before: the same SELECT built as a whole table (materialization: table), as on main 9cf480d.
         for model in models:
-            as_table = dataclasses.replace(model, materialization="table", incremental_key=())
+            if model.merge_exclude_columns:  # a merged model before: the whole SELECT merged (customer_stage_history)
+                whole = dataclasses.replace(model, incremental_key=(), as_of_crosses="", read_whole=())
+                connection.execute("checkpoint")
+                figures[model.table]["merge_cpu_s"], figures[model.table]["merge_wall_s"], _ = timed(
+                    lambda: run_model(whole, connection, parameters)
+                )
+            as_table = dataclasses.replace(model, materialization="table", incremental_key=(), as_of_crosses="", read_whole=())
             connection.execute("checkpoint")
             cpu, wall, _ = timed(lambda: run_model(as_table, connection, parameters))
             figures[model.table]["table_cpu_s"] = cpu
@@ -115,7 +131,10 @@ def main() -> None:
     print(f"{'model':32} {'rows':>9} {'table cpu':>10} {'full cpu':>9} {'daily cpu':>10} {'keys':>7} {'past cpu':>9} {'keys':>7}")
     for table, row in figures.items():
         print(f"{table:32} {row['rows']:>9} {row['table_cpu_s']:>10} {row['full_cpu_s']:>9} {row['daily_cpu_s']:>10} "
-              f"{row['daily_keys']:>7} {row['past_day_cpu_s']:>9} {row['past_day_keys']:>7}")
+              f"{str(row['daily_keys']):>7} {row['past_day_cpu_s']:>9} {str(row['past_day_keys']):>7}")
+    for table, row in figures.items():
+        if "merge_cpu_s" in row:
+            print(f"{table}: the whole SELECT merged (before) {row['merge_cpu_s']} CPU s")
     print(json.dumps({"models": figures, "load_before": load_before, "load_after": os.getloadavg()}))
 
 

@@ -1,6 +1,8 @@
--- description: One row per customer and purchase day (days with at least one completed order), with the purchase rhythm so far: the typical gap, the departing threshold in force after that day, and whether the purchase was a return from departing.
+-- description: One row per customer and purchase day (days with at least one completed order), with the purchase rhythm so far: the typical gap, the departing threshold in force after that day, and whether the purchase was a return from departing. Built incrementally by customer_id: a build recomputes, from their whole history, only the customers named by an order whose raw rows landed, were re-ingested or vanished since the last one, before or after the change (an order moved to another customer recomputes both; full_refresh recomputes all).
 -- owners: team:data
 -- unique_key: customer_id, purchase_on
+-- materialization: incremental
+-- incremental_key: customer_id
 with purchases as (
     select
         customer_id,

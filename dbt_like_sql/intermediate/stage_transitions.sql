@@ -1,6 +1,9 @@
--- description: Every lifecycle stage transition of every customer up to the as-of date, derived from the data: the stage is evaluated on each day it can change (registration, purchases, the day the departing threshold is crossed, the end of the returned window) and kept where it differs from the day before.
+-- description: Every lifecycle stage transition of every customer up to the as-of date, derived from the data: the stage is evaluated on each day it can change (registration, purchases, the day the departing threshold is crossed, the end of the returned window) and kept where it differs from the day before. Built incrementally by customer_id: a build recomputes, from their whole history, the customers whose customer row or purchase days changed since the last one, and, when the as-of day moves, the customers with a change day the as-of day crossed (a stage changes only on a change day, and the as-of day only cuts the change days off: a customer becomes departing on the day the threshold is crossed).
 -- owners: team:data
 -- unique_key: customer_id, started_on
+-- materialization: incremental
+-- incremental_key: customer_id
+-- as_of_crosses: change_days.day
 -- count_by: stage
 with change_days as (
     select customer_id, registered_on as day from staging.stg_customers

@@ -19,7 +19,14 @@ the SQL in a header of `-- key: value` comment lines, as SQLMesh keeps a `MODEL(
                                          after `$since` only; see run_model)
     -- incremental_key: customer_id      (incremental by key: each key's rows are a function of that
                                          key's raw rows only; a build recomputes the keys whose raw
-                                         rows changed; see _build_by_key)
+                                         rows changed; see _build_by_key; it may read a model keyed
+                                         otherwise whose raw rows name this key, see _keys_through)
+    -- as_of_crosses: change_days.day    (incremental_key: the SELECT depends on $as_of only through
+                                         which of a key's days in this CTE column are <= $as_of;
+                                         when as_of moves, the keys with a day crossed are recomputed)
+    -- read_whole: raw.orders            (incremental_key with as_of_crosses: tables read whole, not
+                                         by key; only rows of a day in the crossed window may depend
+                                         on them)
 
 Dependencies are the tables the SELECT reads, found with sqlglot's scopes so that a CTE name is
 never taken for a table. Parameters are DuckDB placeholders (`$as_of`) bound at execution.
@@ -66,6 +73,8 @@ HEADER_KEYS = (
     "merge_exclude_columns",
     "incremental_by",
     "incremental_key",
+    "as_of_crosses",
+    "read_whole",
 )
 # The SQL parameter an incremental-by-landing-day model restricts its raw rows with, bound by the factory.
 SINCE_PARAMETER = "since"
@@ -160,6 +169,8 @@ class SqlModel:
     merge_exclude_columns: tuple[str, ...] = ()
     incremental_by: str = ""
     incremental_key: tuple[str, ...] = ()
+    as_of_crosses: str = ""
+    read_whole: tuple[tuple[str, str], ...] = ()
     tables_read: tuple[tuple[str, str], ...] = ()
     parameters: tuple[str, ...] = field(default_factory=tuple)
 
@@ -237,6 +248,14 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
             raise SqlModelError(f"{path}: incremental_key needs `-- materialization: incremental` and no incremental_by")
         if SINCE_PARAMETER in parameters:
             raise SqlModelError(f"{path}: an incremental_key model is the whole-history rule; the factory picks the keys, not ${SINCE_PARAMETER}")
+    as_of_crosses = (header.get("as_of_crosses") or [""])[0]
+    if as_of_crosses:
+        cte, _, column = as_of_crosses.partition(".")
+        if not incremental_key or not column or cte not in {c.alias for c in tree.find_all(exp.CTE)}:
+            raise SqlModelError(f"{path}: as_of_crosses names <cte>.<day column> of an incremental_key model's SELECT")
+    read_whole = tuple(tuple(table.split(".", 1)) for table in _split_list((header.get("read_whole") or [""])[0]))
+    if read_whole and (not as_of_crosses or not set(read_whole) <= set(tables_read)):
+        raise SqlModelError(f"{path}: read_whole names tables the SELECT reads, in a model with as_of_crosses")
     count_tables = tuple(_split_list(line) for line in header.get("count_table", []))
     for columns in count_tables:
         if not 1 <= len(columns) <= 2:
@@ -257,6 +276,8 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         merge_exclude_columns=_split_list((header.get("merge_exclude_columns") or [""])[0]),
         incremental_by=incremental_by,
         incremental_key=incremental_key,
+        as_of_crosses=as_of_crosses,
+        read_whole=read_whole,
         tables_read=tuple(tables_read),
         parameters=tuple(parameters),
     )
@@ -286,10 +307,14 @@ def load_models(root: Path = SQL_MODELS_DIR) -> list[SqlModel]:
     for model in models:
         for schema, name in model.tables_read if model.incremental_key else ():
             upstream = by_table.get(f"{schema}.{name}")
-            if schema != "raw" and (upstream is None or upstream.incremental_key != model.incremental_key):
+            if schema != "raw" and (
+                upstream is None or not upstream.incremental_key or (upstream.as_of_crosses and not model.as_of_crosses)
+            ):
+                # an as_of_crosses model's crossed keys are not in its kept landing days: its reader
+                # by key crosses the same days (they are the upstream's rows' days, or cover them)
                 raise SqlModelError(
-                    f"{model.path}: an incremental_key model reads raw.* tables and models with the same "
-                    f"incremental_key only; {schema}.{name} is not one"
+                    f"{model.path}: an incremental_key model reads raw.* tables and incremental_key models "
+                    f"(those with as_of_crosses only if this one has it too); {schema}.{name} is not one"
                 )
     return models
 
@@ -360,7 +385,7 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     if model.incremental_by:
         return _build_by_landing_day(model, connection, bound, bool(exists) and not full_refresh, bool(exists))
     if model.incremental_key:
-        return _build_by_key(model, connection, bound, bool(exists) and not full_refresh, bool(exists))
+        return _build_by_key(model, connection, bound, bool(exists) and not full_refresh, bool(exists), parameters.get("as_of"))
     if model.materialization == "incremental" and exists and not full_refresh:
         return _merge_incremental(model, connection, bound)
     connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
@@ -441,16 +466,17 @@ def _write_state(connection, model: SqlModel, as_of, parameters: str, columns: s
         )
 
 
-def _since_last_build(model: SqlModel, connection, bound: dict[str, object], incremental: bool, fingerprint: dict):
+def _since_last_build(model: SqlModel, connection, bound: dict[str, object], incremental: bool, fingerprint: dict, as_of=None):
     """The earliest landing day to rebuild from (EVERY_LANDING_DAY: all; None: nothing changed) and the new state.
 
     The last build's landing days (rows and latest _ingested_at per raw table and day) are kept in
     `lifecycle_state`. `$since` is the earliest landing day that is new, re-ingested or gone since;
     if as_of moved, no later than the earlier as_of + 1 - AS_OF_REACH_DAYS. A full build (first
     build, `full_refresh`, other parameters, another SELECT, or columns the SELECT no longer returns
-    as the table has them, e.g. a column added) reads every landing day.
+    as the table has them, e.g. a column added) reads every landing day. `as_of`: the as-of day of a
+    model that does not read `$as_of` itself but reads a model that does.
     """
-    as_of = bound.get("as_of")
+    as_of = bound.get("as_of", as_of)
     others = json.dumps({**{k: str(v) for k, v in sorted(bound.items()) if k != "as_of"}, **fingerprint}, sort_keys=True)
     # The SELECT's columns and types (`where false`: DuckDB plans it and reads nothing).
     probe = f"_probe_{model.name}"
@@ -564,7 +590,7 @@ def _restricted_to_keys(model: SqlModel, keys_table: str) -> str:
     key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
 
     def restrict(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and node.db and (node.db, node.name) in model.tables_read:
+        if isinstance(node, exp.Table) and node.db and (node.db, node.name) in set(model.tables_read) - set(model.read_whole):
             rows = sqlglot.parse_one(
                 f"select * from {node.db}.{node.name} where ({key_list}) in (select {key_list} from {keys_table})",
                 read="duckdb",
@@ -575,20 +601,92 @@ def _restricted_to_keys(model: SqlModel, keys_table: str) -> str:
     return sqlglot.parse_one(model.select_sql, read="duckdb").transform(restrict).sql(dialect="duckdb")
 
 
-def _keys_landed(model: SqlModel, keys_table: str | None) -> str:
-    """SQL: per key, the latest landing day of its raw rows (through the models read, their own key state)."""
+def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[str]:
+    """SQL per table read: (key, last_landed_on) rows, one per raw row (or kept key) a key's rows depend on.
+
+    A raw table: its rows. A model on the same key: its kept key state. A model keyed otherwise
+    (`purchase_days` by customer reads `stg_orders` by order): each of its keys named together with
+    one of ours in its raw rows (`_keys_through`), with that key's kept landing day: an order's
+    customers depend on all of the order's rows, and an order moved to another customer changes both.
+    """
     key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
     only = f" where ({key_list}) in (select {key_list} from {keys_table})" if keys_table else ""
-    parts = [
-        f"select {key_list}, _landing_date as last_landed_on from {schema}.{name}{only}"
-        if schema == "raw"
-        else f"select {key_list}, last_landed_on from {_key_state_table(f'{schema}.{name}')}{only}"
-        for schema, name in model.tables_read
-    ]
+    sources = []
+    for schema, name in (table for table in model.tables_read if table not in model.read_whole):
+        if schema == "raw":
+            sources.append(f"select {key_list}, _landing_date as last_landed_on from {schema}.{name}{only}")
+            continue
+        upstream_state = _key_state_table(f"{schema}.{name}")
+        upstream_key, carrying = _keys_through(model, connection, f"{schema}.{name}")
+        if not carrying:  # the same key
+            sources.append(f"select {key_list}, last_landed_on from {upstream_state}{only}")
+            continue
+        named = ", ".join(f'"{column}"' for column in upstream_key)
+        touched = " union ".join(f"select distinct {key_list}, {named} from {table}{only}" for table in carrying)
+        sources.append(
+            f"select {', '.join(f'touched.{c}' for c in key_list.split(', '))}, upstream.last_landed_on "
+            f"from ({touched}) as touched join {upstream_state} as upstream using ({named})"
+        )
+    return sources
+
+
+def _keys_crossed(model: SqlModel, connection, as_of_days: list[dt.date], bound: dict[str, object]) -> list[str]:
+    """SQL: the keys with a day of the `as_of_crosses` CTE column from the earlier as-of day to the later one.
+
+    The CTE is the model's own (with the CTEs it reads), evaluated over every key: a scan of its
+    tables, no window; and the model's table, if it has that column (rows an as_of moved back
+    removes). Those keys' rows are the only ones an as_of move (or a `read_whole` table, on the
+    as-of day) can add or remove.
+    """
+    cte, _, column = model.as_of_crosses.partition(".")
+    tree = sqlglot.parse_one(model.select_sql, read="duckdb")
+    ctes = tree.args["with_"].expressions
+    used = ctes[: [c.alias for c in ctes].index(cte) + 1]
+    earlier, later = (day.isoformat() for day in as_of_days)
+    window = f'"{column}" between date \'{earlier}\' and date \'{later}\''
+    query = exp.select(*model.incremental_key).from_(cte).where(window)
+    query.set("with_", exp.With(expressions=used))
+    settings = query.transform(lambda node: exp.convert(bound[node.name]) if isinstance(node, exp.Placeholder) else node)
+    key_list = ", ".join(f'"{key}"' for key in model.incremental_key)
+    own = [f"select {key_list} from {model.table} where {window}"] if column in _columns(connection, model.table) else []
+    return [settings.sql(dialect="duckdb"), *own]
+
+
+def _keys_through(model: SqlModel, connection, upstream: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A model read by a key model: its key and, if keyed otherwise, the raw tables it reads that name both keys.
+
+    Both come from what the upstream's last build kept (its key state's columns, its landed days), so
+    the upstream's file is not needed. Keyed otherwise and no raw table names both keys: an error.
+    """
+    upstream_key = tuple(column for column in _columns(connection, _key_state_table(upstream)) if column != "last_landed_on")
+    if upstream_key == model.incremental_key:
+        return upstream_key, ()
+    raw_tables = connection.execute(
+        f"select distinct source_table from {STATE_SCHEMA}.incremental_landed_days where model = ? "
+        "and source_table like 'raw.%' order by 1",
+        [upstream],
+    ).fetchall()
+    carrying = tuple(
+        table for (table,) in raw_tables if {*upstream_key, *model.incremental_key} <= set(_columns(connection, table))
+    )
+    if not carrying:
+        raise SqlModelError(
+            f"{model.path}: {upstream} is keyed by {', '.join(upstream_key)}; none of its raw tables also "
+            f"names {', '.join(model.incremental_key)}, so its changed rows cannot be told by this model's key"
+        )
+    return upstream_key, carrying
+
+
+def _keys_landed(model: SqlModel, connection, keys_table: str | None) -> str:
+    """SQL: per key, the latest landing day of the raw rows it depends on (through the models read, their key state)."""
+    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
+    parts = _key_sources(model, connection, keys_table)
     return f"select {key_list}, max(last_landed_on) as last_landed_on from ({' union all '.join(parts)}) group by all"
 
 
-def _build_by_key(model: SqlModel, connection, bound: dict[str, object], incremental: bool, exists: bool) -> dict[str, object]:
+def _build_by_key(
+    model: SqlModel, connection, bound: dict[str, object], incremental: bool, exists: bool, as_of: dt.date | None = None
+) -> dict[str, object]:
     """Recompute only the keys whose raw rows changed since the last build, each from its whole history.
 
     The SELECT is the whole-history rule; the header's `incremental_key` says that a key's rows
@@ -606,7 +704,11 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
             upstream[f"{schema}.{name}"] = connection.execute(
                 f"select parameters || columns from {STATE_SCHEMA}.incremental_builds where model = ?", [f"{schema}.{name}"]
             ).fetchone()
-    since, state = _since_last_build(model, connection, bound, incremental, {"sql": _sql_digest(model), "reads": str(upstream)})
+    _create_state_tables(connection)
+    previous = connection.execute(f"select as_of from {STATE_SCHEMA}.incremental_builds where model = ?", [model.table]).fetchone()
+    since, state = _since_last_build(
+        model, connection, bound, incremental, {"sql": _sql_digest(model), "reads": str(upstream)}, as_of
+    )
     if since is None:
         return _nothing_changed(model, connection)
     full = since == EVERY_LANDING_DAY
@@ -616,32 +718,41 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
     _create_state_tables(connection)
     if not full:
         changed_keys = [
-            f"select {key_list} from {schema}.{name} where _landing_date >= $since"
-            if schema == "raw"
-            else f"select {key_list} from {_key_state_table(f'{schema}.{name}')} where last_landed_on >= $since"
-            for schema, name in model.tables_read
+            f"select {key_list} from ({source}) where last_landed_on >= $since"
+            for source in _key_sources(model, connection, None)
         ]
         changed_keys.append(f"select {key_list} from {key_state} where last_landed_on >= $since")
+        if model.as_of_crosses and previous:
+            changed_keys.extend(_keys_crossed(model, connection, sorted((previous[0], state[0])), bound))
         connection.execute(
-            f"create or replace temp table {keys} as {' union '.join(changed_keys)}", {SINCE_PARAMETER: since}
+            f"create or replace temp table {keys} as {' union '.join(f'({part})' for part in changed_keys)}",
+            {SINCE_PARAMETER: since},
         )
     # The table, its keys' landing days and what it was built from change together, or none does.
     connection.execute("begin transaction")
     try:
+        same_keys = f"({key_list}) in (select {key_list} from {keys})"
+        updated = 0
+        if model.merge_exclude_columns and incremental:  # keep what the build that first recorded a row wrote
+            merged = _merge_incremental(
+                model, connection, bound, *(() if full else (_restricted_to_keys(model, keys), same_keys))
+            )
+            added, removed, updated = merged["rows_added"], merged["rows_removed"], merged["rows_updated"]
         if full:
-            connection.execute(f"create or replace table {key_state} as {_keys_landed(model, None)}")
+            connection.execute(f"create or replace table {key_state} as {_keys_landed(model, connection, None)}")
             recomputed = connection.execute(f"select count(*) from {key_state}").fetchone()[0]
-            _create_in_key_batches(model, connection, bound, key_state, recomputed, keys)
-            removed = 0
-            added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+            if not (model.merge_exclude_columns and incremental):
+                _create_in_key_batches(model, connection, bound, key_state, recomputed, keys)
+                removed = 0
+                added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
         else:
-            same_keys = f"({key_list}) in (select {key_list} from {keys})"
-            removed = connection.execute(f"delete from {model.table} where {same_keys}").fetchone()[0]
-            added = connection.execute(
-                f"insert into {model.table} by name {_restricted_to_keys(model, keys)}", bound
-            ).fetchone()[0]
+            if not model.merge_exclude_columns:
+                removed = connection.execute(f"delete from {model.table} where {same_keys}").fetchone()[0]
+                added = connection.execute(
+                    f"insert into {model.table} by name {_restricted_to_keys(model, keys)}", bound
+                ).fetchone()[0]
             connection.execute(f"delete from {key_state} where {same_keys}")
-            connection.execute(f"insert into {key_state} by name {_keys_landed(model, keys)}")
+            connection.execute(f"insert into {key_state} by name {_keys_landed(model, connection, keys)}")
             recomputed = connection.execute(f"select count(*) from {keys}").fetchone()[0]
         _write_state(connection, model, *state)
         connection.execute("commit")
@@ -650,13 +761,19 @@ def _build_by_key(model: SqlModel, connection, bound: dict[str, object], increme
         raise
     finally:
         connection.execute(f"drop table if exists {keys}")
-    return {**_rebuilt(model, connection, added, removed, exists, since), "keys_recomputed": int(recomputed)}
+    return {**_rebuilt(model, connection, added, removed, exists, since), "rows_updated": int(updated),
+            "keys_recomputed": int(recomputed)}
 
 
-def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) -> dict[str, object]:
-    """dbt's merge on the unique key: delete vanished keys, update changed rows, insert new keys."""
+def _merge_incremental(
+    model: SqlModel, connection, bound: dict[str, object], select_sql: str = "", scope: str = "true"
+) -> dict[str, object]:
+    """dbt's merge on the unique key: delete vanished keys, update changed rows, insert new keys.
+
+    `select_sql`/`scope`: the SELECT over some keys only and the table's rows of those keys (`_build_by_key`).
+    """
     fresh = f"_fresh_{model.name}"
-    connection.execute(f"create or replace temp table {fresh} as {model.select_sql}", bound)
+    connection.execute(f"create or replace temp table {fresh} as {select_sql or model.select_sql}", bound)
     fresh_columns = _columns(connection, fresh)
     existing_columns = _columns(connection, model.table)
     for column, column_type in fresh_columns.items():
@@ -670,7 +787,7 @@ def _merge_incremental(model: SqlModel, connection, bound: dict[str, object]) ->
     same_key = " and ".join(f'existing."{c}" is not distinct from new_row."{c}"' for c in key)
     before = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
     connection.execute(
-        f"delete from {model.table} as existing where not exists (select 1 from {fresh} as new_row where {same_key})"
+        f"delete from {model.table} as existing where {scope} and not exists (select 1 from {fresh} as new_row where {same_key})"
     )
     removed = before - connection.execute(f"select count(*) from {model.table}").fetchone()[0]
     updated = 0

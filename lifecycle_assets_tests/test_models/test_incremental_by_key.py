@@ -14,7 +14,7 @@ import pytest
 from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.ingest.storage import raw_table_ddl
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, build_order, load_models, parse_model, run_model
+from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, SqlModelError, build_order, load_models, parse_model, run_model
 from lifecycle_assets_tests.test_models.tiny_shop import at, day, edited_model
 
 KEY_MODELS = [model for model in build_order(load_models()) if model.incremental_key]
@@ -78,7 +78,7 @@ SHOP = {
 def warehouse(tmp_path):
     connection = duckdb.connect(str(tmp_path / "shop.duckdb"))
     connection.execute("create schema raw")
-    for entity in ("customers", "orders", "order_items", "products"):
+    for entity in ("customers", "orders", "order_items", "products", "interactions"):
         connection.execute(raw_table_ddl(ENTITIES[entity]))
     connection.execute(f"attach '{tmp_path / 'reference.duckdb'}' as {REFERENCE}")
     yield connection
@@ -90,8 +90,11 @@ def land_day(connection, landing_day: int) -> None:
         land(connection, entity, landing_day, rows)
 
 
+SETTINGS: dict[str, object] = {}  # a test's own lifecycle settings (monkeypatched)
+
+
 def parameters(as_of: int) -> dict:
-    return LifecycleSettings(as_of=day(as_of).isoformat()).sql_parameters(day(as_of))
+    return LifecycleSettings(as_of=day(as_of).isoformat(), **SETTINGS).sql_parameters(day(as_of))
 
 
 def build(connection, as_of: int, full_refresh: bool = False, models=None) -> dict[str, dict]:
@@ -104,19 +107,22 @@ def differences(connection, as_of: int) -> dict[str, int]:
     connection.execute(f"use {REFERENCE}")
     try:
         connection.execute("create schema if not exists raw")
-        for entity in ("customers", "orders", "order_items", "products"):
+        for entity in ("customers", "orders", "order_items", "products", "interactions"):
             connection.execute(f'create or replace view raw.{entity} as select * from "{warehouse}".raw.{entity}')
         build(connection, as_of, full_refresh=True)
     finally:
         connection.execute(f'use "{warehouse}"')
     found = {}
     for model in KEY_MODELS:
-        ours, full = f'"{warehouse}".{model.table}', f"{REFERENCE}.{model.table}"
+        # recorded_as_of (merge_exclude_columns) is the build that first recorded a row: a full rebuild restarts it
+        kept = f" exclude ({', '.join(model.merge_exclude_columns)})" if model.merge_exclude_columns else ""
+        ours, full = f'(select *{kept} from "{warehouse}".{model.table})', f"(select *{kept} from {REFERENCE}.{model.table})"
         found[model.table] = connection.execute(
             f"select (select count(*) from (from {ours} except all from {full})) "
             f"+ (select count(*) from (from {full} except all from {ours}))"
         ).fetchone()[0]
-        assert connection.execute(f"select count(*) from {full}").fetchone()[0] > 0, f"{model.table} is empty"
+        # the stage history records day 1's transitions once day 2 begins
+        assert connection.execute(f"select count(*) from {full}").fetchone()[0] > 0 or as_of == 1, f"{model.table} is empty"
     return found
 
 
@@ -128,7 +134,7 @@ def test_daily_builds_with_re_ingested_past_days_equal_a_full_rebuild(warehouse)
         land_day(warehouse, landing_day)
         outcomes = build(warehouse, landing_day)
         assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
-    assert len(KEY_MODELS) == 5
+    assert len(KEY_MODELS) == 8
     # as_of moved from day 6 to day 7: rows landed from day 6 + 1 - 2 on can enter or leave
     assert outcomes["staging.stg_orders"]["rebuilt_from"] == day(5).isoformat()
     # of the six orders, only those with rows landed from day 5 on: o5, o1 (its refund) and o6
@@ -188,6 +194,98 @@ def test_a_column_added_to_the_model_is_filled_on_every_row(warehouse, tmp_path)
     assert warehouse.execute("select count(*) from staging.stg_orders where updated_at is not null").fetchone()[0] == 1
     build(warehouse, 10, models=[parse_model(model_file)])
     assert differences(warehouse, 10) == NONE_DIFFER
+
+
+def test_an_order_moved_to_another_customer_recomputes_both(warehouse):
+    """purchase_days is keyed by customer but reads stg_orders, keyed by order: the order's old and new customer change."""
+    for landing_day in range(1, 8):
+        land_day(warehouse, landing_day)
+        daily = build(warehouse, landing_day)["intermediate.purchase_days"]
+    # as_of 6 -> 7 rebuilds from day 5: bob (o5), ann (o1's refund), dee (o6); not cy, whose o3 landed on day 3
+    assert daily["rebuilt_from"] == day(5).isoformat() and daily["keys_recomputed"] == 3
+
+    def purchase_days(customer_id: str) -> list[dt.date]:
+        return [row[0] for row in warehouse.execute(
+            "select purchase_on from intermediate.purchase_days where customer_id = ? order by 1", [customer_id]
+        ).fetchall()]
+
+    assert purchase_days("ann") == [day(3)] and purchase_days("dee") == [day(7)]
+    # A corrected export of day 3: o4 was dee's order, not ann's.
+    land(warehouse, "orders", 3, [order("o3", "cy", 3), order("o4", "dee", 3)], ingested=dt.datetime(2030, 1, 1))
+    build(warehouse, 7)
+    assert differences(warehouse, 7) == NONE_DIFFER
+    assert purchase_days("ann") == [] and purchase_days("dee") == [day(3), day(7)]
+    # A later change moves o4 to bob; then that day is re-ingested without it: o4 is dee's again.
+    land_day(warehouse, 8)
+    land(warehouse, "orders", 8, [order("o4", "bob", 3, updated=at(8))])
+    build(warehouse, 8)
+    assert differences(warehouse, 8) == NONE_DIFFER and purchase_days("bob") == [day(2), day(3), day(5)]
+    land(warehouse, "orders", 8, [], ingested=dt.datetime(2030, 1, 2))
+    build(warehouse, 8)
+    assert differences(warehouse, 8) == NONE_DIFFER and purchase_days("dee") == [day(3), day(7)]
+    # o4's only row removed altogether, then as_of moved back before it
+    land(warehouse, "orders", 3, [order("o3", "cy", 3)], ingested=dt.datetime(2030, 1, 3))
+    build(warehouse, 9)
+    assert differences(warehouse, 9) == NONE_DIFFER and purchase_days("dee") == [day(7)]
+    build(warehouse, 2)
+    assert differences(warehouse, 2) == NONE_DIFFER
+
+
+def test_stages_that_change_because_days_pass_follow_the_as_of_day(warehouse, monkeypatch):
+    """A customer becomes departing on the day the threshold is crossed, with nothing landed that day:
+    stage_transitions recomputes the customers whose change day the as-of day crossed, either way."""
+    monkeypatch.setattr(f"{__name__}.SETTINGS", {"departing_days": 3, "returned_window_days": 2})
+    for landing_day in SHOP:
+        land_day(warehouse, landing_day)
+        build(warehouse, landing_day)
+        assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
+    crossed = {}
+    for as_of in range(11, 16):  # nothing lands any more; the days pass
+        crossed[as_of] = build(warehouse, as_of)["intermediate.stage_transitions"]["keys_recomputed"]
+        assert differences(warehouse, as_of) == NONE_DIFFER, f"as of day {as_of}"
+    # 12 -> 13 recomputes the customers with a change day on day 12 or 13 only: eve (her purchase on
+    # day 9 + 3 days) and cy (day 10 + 3)
+    assert crossed[13] == 2
+    assert warehouse.execute(
+        "select stage from intermediate.stage_transitions where customer_id = 'cy' and started_on = ?", [day(13)]
+    ).fetchall() == [("departing",)]
+    recorded = "select recorded_as_of from marts.customer_stage_history where customer_id = 'cy' and started_on = ?"
+    assert warehouse.execute(recorded, [day(13)]).fetchall() == [(day(14),)]  # day 13 complete once as_of is 14
+    # Back to 13 with nothing landed after day 10: day 13 is not complete, its transition is not recorded;
+    # then day 14 lands (as_of stays 13): day 13 is complete and cy's departure is recorded, and kept
+    # with that build's as_of when as_of moves on.
+    build(warehouse, 13)
+    assert differences(warehouse, 13) == NONE_DIFFER and warehouse.execute(recorded, [day(13)]).fetchall() == []
+    land(warehouse, "customers", 14, [customer("fay", 14)])
+    build(warehouse, 13)
+    assert differences(warehouse, 13) == NONE_DIFFER and warehouse.execute(recorded, [day(13)]).fetchall() == [(day(13),)]
+    build(warehouse, 15)
+    assert differences(warehouse, 15) == NONE_DIFFER and warehouse.execute(recorded, [day(13)]).fetchall() == [(day(13),)]
+    # back to 11: eve's departure of day 12 (her purchase on day 9 + 3, nothing of hers landed since day 9)
+    # leaves the history
+    departed = "select count(*) from marts.customer_stage_history where customer_id = 'eve' and started_on = ?"
+    assert warehouse.execute(departed, [day(12)]).fetchone()[0] == 1
+    build(warehouse, 11)
+    assert differences(warehouse, 11) == NONE_DIFFER and warehouse.execute(departed, [day(12)]).fetchone()[0] == 0
+    # back before most departures, then forward again past all of them in one step
+    build(warehouse, 6)
+    assert differences(warehouse, 6) == NONE_DIFFER
+    build(warehouse, 15)
+    assert differences(warehouse, 15) == NONE_DIFFER
+
+
+def test_a_key_model_cannot_read_an_as_of_crosses_model(tmp_path):
+    """The keys an as_of move crosses are not in the upstream's kept landing days: a reader by key would miss them."""
+    header = "-- description: d\n-- materialization: incremental\n-- unique_key: customer_id\n-- incremental_key: customer_id\n"
+    (tmp_path / "intermediate").mkdir()
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "intermediate" / "days.sql").write_text(
+        header + "-- as_of_crosses: crossing.day\nwith crossing as (select customer_id, registered_on as day "
+        "from raw.customers) select customer_id from crossing where day <= $as_of::date\n"
+    )
+    (tmp_path / "marts" / "reader.sql").write_text(header + "select customer_id from intermediate.days\n")
+    with pytest.raises(SqlModelError, match="reader.sql.*intermediate.days is not one"):
+        load_models(tmp_path)
 
 
 def test_a_shop_with_more_keys_than_a_batch_builds_in_batches_the_same_tables(warehouse, monkeypatch):
