@@ -666,6 +666,11 @@ def _keys_through(model: SqlModel, connection, upstream: str) -> tuple[tuple[str
         "and source_table like 'raw.%' order by 1",
         [upstream],
     ).fetchall()
+    if not raw_tables:  # the upstream has landed nothing yet (a shop without orders): its raw tables are empty
+        raw_tables = connection.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema = 'raw' and table_catalog = current_database() order by 1"
+        ).fetchall()
     carrying = tuple(
         table for (table,) in raw_tables if {*upstream_key, *model.incremental_key} <= set(_columns(connection, table))
     )
