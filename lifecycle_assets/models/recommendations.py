@@ -26,10 +26,10 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from scipy.stats import binomtest
 
-from lifecycle_assets.environment import build_memory_limit, recommendations_dir
+from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import load_models
+from lifecycle_assets.models.sql_models import bound_build_memory, load_models
 
 SITE_TABLE = "marts.site_recommendations"
 CROSS_SELL_TABLE = "marts.checkout_cross_sell"
@@ -58,12 +58,6 @@ EXPORTS = {
 }
 FORMATS = {"parquet": "(format parquet, compression zstd)", "jsonl": "(format json)"}
 MANIFEST_NAME = "manifest.json"
-
-
-def bound_memory(connection) -> None:
-    """The models' memory_limit (LIFECYCLE_BUILD_MEMORY_LIMIT) here too: a step's connection starts with DuckDB's
-    default of 80% of the machine, and the export and the backtest are as big as the models."""
-    connection.execute("SET memory_limit = ?", [build_memory_limit()])
 
 
 # --- the export ------------------------------------------------------------------------------------
@@ -118,7 +112,7 @@ def export_recommendations(connection, folder: Path, as_of: dt.date) -> dict[str
 def site_recommendation_files(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
     folder = recommendations_dir()
     with duckdb.get_connection() as connection:
-        bound_memory(connection)
+        bound_build_memory(connection)  # the export and the backtest are as big as the models
         as_of = lifecycle_settings.resolve_as_of(connection)
         written = export_recommendations(connection, folder, as_of)
     metadata: dict[str, object] = {
@@ -382,7 +376,7 @@ def backtest_metadata(result: RecommendationBacktest) -> dict[str, object]:
 )
 def recommendation_backtest(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
     with duckdb.get_connection() as connection:
-        bound_memory(connection)
+        bound_build_memory(connection)  # the export and the backtest are as big as the models
         as_of = lifecycle_settings.resolve_as_of(connection)
         result = run_recommendation_backtest(connection, lifecycle_settings, as_of)
         write_backtest(connection, result)

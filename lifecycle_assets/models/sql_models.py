@@ -363,6 +363,13 @@ create or replace temp macro landed_as_of_order(landing_date, as_of) as
 """
 
 
+def bound_build_memory(connection) -> None:
+    """The build's DuckDB memory_limit (LIFECYCLE_BUILD_MEMORY_LIMIT), spilling beyond it. Every step of the build sets
+    it: a step's connection starts with DuckDB's default of 80% of the machine, and a 1M-customer build peaked at
+    11.7 GB without it."""
+    connection.execute("SET memory_limit = ?", [environment.build_memory_limit()])
+
+
 def run_model(model: SqlModel, connection, parameters: dict[str, object], full_refresh: bool = False) -> dict[str, object]:
     """Create the model's table, or for an incremental model merge the SELECT into it; return what happened.
 
@@ -373,8 +380,7 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     to the SELECT is added to the table; a column removed from it is dropped.
     """
     bound = _bound_parameters(model, parameters)
-    # Bounded memory at any scale: a 1M-customer build peaked at 11.7 GB without it.
-    connection.execute("SET memory_limit = ?", [environment.build_memory_limit()])
+    bound_build_memory(connection)
     connection.execute(SHARED_MACROS)
     connection.execute(f"create schema if not exists {model.schema}")
     exists = connection.execute(
@@ -382,6 +388,8 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
         "and table_catalog = current_database()",  # another attached catalog's table is not this one
         [model.schema, model.name],
     ).fetchone()[0]
+    if model.incremental_by or model.incremental_key:
+        _create_state_tables(connection)  # what each incremental build saw is kept there
     if model.incremental_by:
         return _build_by_landing_day(model, connection, bound, bool(exists) and not full_refresh, bool(exists))
     if model.incremental_key:
@@ -404,7 +412,6 @@ def _landed_days(connection, model: SqlModel) -> dict[tuple[str, dt.date | None]
     days = {}
     for schema, name in model.tables_read:
         if schema != "raw":  # an incremental_key model read by key: the raw days its last build saw
-            _create_state_tables(connection)
             for table, landing_date, rows, ingested in connection.execute(
                 f"select source_table, landing_date, row_count, last_ingested_at from {STATE_SCHEMA}.incremental_landed_days "
                 "where model = ?",
@@ -433,7 +440,6 @@ def _create_state_tables(connection) -> None:
 
 def _read_state(connection, model: SqlModel):
     """What the model's last build saw (as_of, other parameters, columns, landed days), or None."""
-    _create_state_tables(connection)
     build = connection.execute(
         f"select as_of, parameters, columns from {STATE_SCHEMA}.incremental_builds where model = ?", [model.table]
     ).fetchone()
@@ -519,7 +525,6 @@ def _build_by_landing_day(model: SqlModel, connection, bound: dict[str, object],
         return _nothing_changed(model, connection)
     parameters = {**bound, SINCE_PARAMETER: since}
     full = since == EVERY_LANDING_DAY
-    _create_state_tables(connection)
     # The table and what it was built from change together, or neither does.
     connection.execute("begin transaction")
     try:
@@ -559,6 +564,11 @@ def _sql_digest(model: SqlModel) -> str:
     return hashlib.sha256(model.select_sql.encode()).hexdigest()[:16]
 
 
+def _column_list(columns) -> str:
+    """Columns as a quoted SQL list: `"customer_id", "day"`."""
+    return ", ".join(f'"{column}"' for column in columns)
+
+
 def _key_state_table(table: str) -> str:
     """Per key of an incremental_key model: the latest landing day of any raw row of that key."""
     return f'{STATE_SCHEMA}."keys__{table.replace(".", "__")}"'
@@ -575,7 +585,7 @@ def _create_in_key_batches(model: SqlModel, connection, bound: dict[str, object]
     if batches <= 1:
         connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
         return
-    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
+    key_list = _column_list(model.incremental_key)
     select = _restricted_to_keys(model, keys)
     for batch in range(batches):
         connection.execute(
@@ -587,7 +597,7 @@ def _create_in_key_batches(model: SqlModel, connection, bound: dict[str, object]
 
 def _restricted_to_keys(model: SqlModel, keys_table: str) -> str:
     """The model's SELECT over the rows of the given keys only: each table read becomes its rows of those keys."""
-    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
+    key_list = _column_list(model.incremental_key)
 
     def restrict(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.db and (node.db, node.name) in set(model.tables_read) - set(model.read_whole):
@@ -609,7 +619,7 @@ def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[st
     one of ours in its raw rows (`_keys_through`), with that key's kept landing day: an order's
     customers depend on all of the order's rows, and an order moved to another customer changes both.
     """
-    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
+    key_list = _column_list(model.incremental_key)
     only = f" where ({key_list}) in (select {key_list} from {keys_table})" if keys_table else ""
     sources = []
     for schema, name in (table for table in model.tables_read if table not in model.read_whole):
@@ -621,10 +631,10 @@ def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[st
         if not carrying:  # the same key
             sources.append(f"select {key_list}, last_landed_on from {upstream_state}{only}")
             continue
-        named = ", ".join(f'"{column}"' for column in upstream_key)
+        named = _column_list(upstream_key)
         touched = " union ".join(f"select distinct {key_list}, {named} from {table}{only}" for table in carrying)
         sources.append(
-            f"select {', '.join(f'touched.{c}' for c in key_list.split(', '))}, upstream.last_landed_on "
+            f"select {', '.join(f'touched.{column}' for column in key_list.split(', '))}, upstream.last_landed_on "
             f"from ({touched}) as touched join {upstream_state} as upstream using ({named})"
         )
     return sources
@@ -647,7 +657,7 @@ def _keys_crossed(model: SqlModel, connection, as_of_days: list[dt.date], bound:
     query = exp.select(*model.incremental_key).from_(cte).where(window)
     query.set("with_", exp.With(expressions=used))
     settings = query.transform(lambda node: exp.convert(bound[node.name]) if isinstance(node, exp.Placeholder) else node)
-    key_list = ", ".join(f'"{key}"' for key in model.incremental_key)
+    key_list = _column_list(model.incremental_key)
     own = [f"select {key_list} from {model.table} where {window}"] if column in _columns(connection, model.table) else []
     return [settings.sql(dialect="duckdb"), *own]
 
@@ -684,7 +694,7 @@ def _keys_through(model: SqlModel, connection, upstream: str) -> tuple[tuple[str
 
 def _keys_landed(model: SqlModel, connection, keys_table: str | None) -> str:
     """SQL: per key, the latest landing day of the raw rows it depends on (through the models read, their key state)."""
-    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
+    key_list = _column_list(model.incremental_key)
     parts = _key_sources(model, connection, keys_table)
     return f"select {key_list}, max(last_landed_on) as last_landed_on from ({' union all '.join(parts)}) group by all"
 
@@ -705,11 +715,9 @@ def _build_by_key(
     upstream = {}
     for schema, name in model.tables_read:
         if schema != "raw":  # another key model: rebuilt (other SELECT, settings) means rebuild this one
-            _create_state_tables(connection)
             upstream[f"{schema}.{name}"] = connection.execute(
                 f"select parameters || columns from {STATE_SCHEMA}.incremental_builds where model = ?", [f"{schema}.{name}"]
             ).fetchone()
-    _create_state_tables(connection)
     previous = connection.execute(f"select as_of from {STATE_SCHEMA}.incremental_builds where model = ?", [model.table]).fetchone()
     since, state = _since_last_build(
         model, connection, bound, incremental, {"sql": _sql_digest(model), "reads": str(upstream)}, as_of
@@ -717,10 +725,9 @@ def _build_by_key(
     if since is None:
         return _nothing_changed(model, connection)
     full = since == EVERY_LANDING_DAY
-    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
+    key_list = _column_list(model.incremental_key)
     key_state = _key_state_table(model.table)
     keys = f"_keys_{model.name}"
-    _create_state_tables(connection)
     if not full:
         changed_keys = [
             f"select {key_list} from ({source}) where last_landed_on >= $since"
