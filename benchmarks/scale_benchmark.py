@@ -1,6 +1,8 @@
 """The whole pipeline at scale: generate, ingest with every check, build every model, the next day.
 
     .venv/bin/python benchmarks/scale_benchmark.py --customers 100000 [--days 365] [--keep DIR] [--dirty]
+    .venv/bin/python benchmarks/scale_benchmark.py --customers 5000000 --keep DIR --phases generate,floor,ingest
+    .venv/bin/python benchmarks/scale_benchmark.py --customers 5000000 --keep DIR --phases build,daily
 
 Generates a sample shop of ``days + 1`` landing days, ingests the first ``days`` in one run with
 every check, builds every model, then runs the next daily run on top (ingest of the last landing
@@ -12,8 +14,10 @@ on a shared machine wall seconds depend on the load), peak RSS and the peak size
 folder beside the warehouse (disk used beyond ``memory_limit``) are per phase, each printed as it ends; the runs go through the
 project's own Definitions (``lifecycle_assets.definitions``), so whatever ingest is in place is
 measured. With ``--dirty`` the shop holds the generator's bad rows and files, and after the daily run
-the quarantine (rows by entity and reason, files by reason) is compared with the generator's manifest. With ``--keep DIR``, DIR holds ``landing/`` and ``warehouse.duckdb`` afterwards. The
-last line is one JSON object.
+the quarantine (rows by entity and reason, files by reason) is compared with the generator's manifest. With ``--keep DIR``, DIR holds ``landing/`` and ``warehouse.duckdb`` afterwards. With
+``--phases`` only those phases run, on what an earlier run kept in DIR (a 5M shop takes an hour: its
+ingest and its build can be measured apart); a figure of a phase not run is null. The last line is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -268,6 +272,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep landing/ and warehouse.duckdb in this folder")
     parser.add_argument("--dirty", action="store_true", help="land the generator's bad rows and files; compare the quarantine with its manifest")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help="the phases to run, comma-separated (those not starting with generate need --keep DIR from an earlier run)")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,25 +283,30 @@ def main() -> None:
         print(json.dumps(outcome, default=str))
         return
 
+    chosen = [name for name in PHASES if name in args.phases.split(",")]
+    if chosen != list(PHASES) and not args.keep:
+        parser.error("--phases needs --keep DIR (the phases not run now ran earlier into DIR)")
     with tempfile.TemporaryDirectory(prefix="scale_benchmark_") as temporary:
         folder = args.keep or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "warehouse.duckdb").unlink(missing_ok=True)
-        (folder / "warehouse.duckdb.wal").unlink(missing_ok=True)
-        results = {name: run_phase(name, folder, args) for name in PHASES}
-        quarantine = quarantine_vs_manifest(folder) if args.dirty else None
+        if "ingest" in chosen:  # an ingest starts from an empty warehouse
+            (folder / "warehouse.duckdb").unlink(missing_ok=True)
+            (folder / "warehouse.duckdb.wal").unlink(missing_ok=True)
+        results = {name: run_phase(name, folder, args) for name in chosen}
+        quarantine = quarantine_vs_manifest(folder) if args.dirty and "daily" in chosen else None
 
-    generated = results["generate"][2]
-    landing_rows = sum(generated["rows"].values())
-    print(f"sample shop: {args.customers:,} customers, {args.days} + 1 landing days, {landing_rows:,} landing rows, "
-          f"{generated['files']:,} files")
+    shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8")) if args.keep else results["generate"][2]
+    landing_rows = sum(shop["rows"].values())
+    print(f"sample shop: {args.customers:,} customers, {args.days} + 1 landing days, {landing_rows:,} landing rows"
+          + (f", {results['generate'][2]['files']:,} files" if "generate" in results else ""))
     print(f"{'phase':<10} {'seconds':>8} {'peak RSS MB':>12}  notes")
-    for name in PHASES:
+    for name in chosen:
         seconds, rss, outcome = results[name]
         notes = {k: v for k, v in outcome.items() if k not in ("rows", "first_day", "last_day")}
         print(f"{name:<10} {seconds:>8.1f} {rss:>12.0f}  {json.dumps(notes, default=str)}")
-    ingest_s, floor_s = results["ingest"][0], results["floor"][0]
-    print(f"ingest / floor: {ingest_s / floor_s:.1f}x (floor scanned {results['floor'][2]['rows']:,} rows)")
+    if "ingest" in results and "floor" in results:
+        ingest_s, floor_s = results["ingest"][0], results["floor"][0]
+        print(f"ingest / floor: {ingest_s / floor_s:.1f}x (floor scanned {results['floor'][2]['rows']:,} rows)")
     if quarantine:
         print(f"{'quarantined rows: entity reason':<55} {'injected':>9} {'found':>9}")
         for reason, injected, found in quarantine["rows"]:
@@ -305,20 +316,16 @@ def main() -> None:
             print(f"{reason:<55} {injected:>9,} {found:>9,}")
         print(f"quarantine equals the generator's manifest: {quarantine['matches']}")
     for name in ("ingest", "build", "daily"):
-        if not results[name][2]["success"] or results[name][2]["failed_checks"]:
+        if name in results and (not results[name][2]["success"] or results[name][2]["failed_checks"]):
             print(f"WARNING: {name} did not fully succeed: {results[name][2]['failed_checks']}")
     print(json.dumps({
         "customers": args.customers,
         "landing_rows": landing_rows,
-        "generate_s": round(results["generate"][0], 1),
-        "ingest_s": round(ingest_s, 1),
-        "floor_s": round(floor_s, 1),
-        "build_s": round(results["build"][0], 1),
-        "daily_s": round(results["daily"][0], 1),
+        **{f"{name}_s": round(results[name][0], 1) if name in results else None for name in PHASES},
         "peak_rss_mb": round(max(rss for _, rss, _ in results.values())),
-        "cpu_s": {name: results[name][2]["cpu_s"] for name in PHASES},
-        "peak_spill_mb": {name: results[name][2]["peak_spill_mb"] for name in PHASES},
-        "backtest_s": results["build"][2]["backtest_s"],
+        "cpu_s": {name: results[name][2]["cpu_s"] for name in chosen},
+        "peak_spill_mb": {name: results[name][2]["peak_spill_mb"] for name in chosen},
+        "backtest_s": results["build"][2]["backtest_s"] if "build" in results else None,
         **({"quarantine_matches_manifest": quarantine["matches"]} if quarantine else {}),
     }))
 
