@@ -3,6 +3,8 @@
 -- unique_key: visitor_type, visitor_id, recommendation_rank
 -- count_table: visitor_type, source
 -- preview_rows: 20
+-- batch_keys: staging.stg_order_items: customer_id
+-- batch_keys: staging.stg_interactions: coalesce(customer_id, anonymous_id)
 with purchases as (
     select customer_id, product_id, order_id, ordered_on
     from staging.stg_order_items
@@ -21,9 +23,12 @@ order_share as (
     ) as shares using (product_id)
 ),
 bought as (
+    -- from here on only this statement's visitors: batch $batch of $batches by a hash of the visitor's id. A visitor's
+    -- rows depend on their own interest and the shop-wide CTEs, so a large shop is built a batch at a time.
     select distinct 'customer' as visitor_type, customer_id as visitor_id, product_id, 'bought' as kind,
         null::double as next_order_chance
     from purchases
+    where hash(customer_id) % $batches::ubigint = $batch
 ),
 looked_at as (
     -- carted or viewed lately, the strongest kind per visitor and product
@@ -37,6 +42,7 @@ looked_at as (
     where event_type in ('product_view', 'add_to_cart')
         and coalesce(customer_id, anonymous_id) is not null
         and occurred_on > $as_of::date - $recommendations_interest_days
+        and hash(coalesce(customer_id, anonymous_id)) % $batches::ubigint = $batch
     group by all
 ),
 later_purchase as (
@@ -79,7 +85,7 @@ visitors as (
     from (
         select distinct visitor_type, visitor_id from interest
         union all
-        select 'default', null
+        select 'default', null where $batch = 0
     )
 ),
 visitor_interest as (

@@ -29,7 +29,7 @@ from scipy.stats import binomtest
 from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import bound_build_memory, load_models
+from lifecycle_assets.models.sql_models import bound_parameters, bound_build_memory, create_table, load_models
 
 SITE_TABLE = "marts.site_recommendations"
 CROSS_SELL_TABLE = "marts.checkout_cross_sell"
@@ -179,8 +179,7 @@ def _model_sql_on(schema: str, model) -> str:
 
 
 def _build_on(connection, model, schema: str, parameters: dict[str, object]) -> None:
-    bound = {name: parameters[name] for name in model.parameters}
-    connection.execute(f"create table {schema}.{model.name} as {_model_sql_on(schema, model)}", bound)
+    create_table(connection, model, f"{schema}.{model.name}", _model_sql_on(schema, model), bound_parameters(model, parameters))
 
 
 def _buyers_hit(work: str, lists: str) -> str:

@@ -24,7 +24,7 @@ from lifecycle_assets.models.recommendations import (
     site_recommendation_files,
 )
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import build_all
+from lifecycle_assets.models.sql_models import bound_parameters, build_all, create_table, load_models
 from lifecycle_assets_tests.test_models.tiny_shop import TinyShop, at, day
 
 RECOMMENDATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "recommendations.md"
@@ -107,6 +107,30 @@ def test_a_buyer_of_a_products_first_companions_is_offered_the_next_one(build):
     x = rows(connection, "select product_id, source from marts.site_recommendations where visitor_id = 'x' order by recommendation_rank")
     # f is in the most orders; b3 is raised above its share of orders because buyers of a came back for it
     assert x == [("f", "popular"), ("b3", "bought_next")]
+
+
+def test_a_large_shop_built_a_batch_of_visitors_at_a_time_gets_the_same_recommendations(build, monkeypatch):
+    """A shop with more visitors than LIFECYCLE_BUILD_KEYS_PER_BATCH is built in batches of visitors (a 5M shop in
+    one statement spilled 48 GB): every visitor, the default rows and the backtest come out as from one statement."""
+    shop = backtest_shop()
+    shop.product("kettle")
+    shop.event("add_to_cart", "d1", at(3), product_id="tea")  # a buyer's cart, a registered viewer, two cookies
+    shop.customer("v1", at(3)).event("product_view", "v1", at(3), product_id="grinder")
+    shop.event("product_view", None, at(3), product_id="coffee", anonymous_id="cookie-1")
+    shop.event("add_to_cart", None, at(3), product_id="milk", anonymous_id="cookie-2")
+    connection = build(shop, 4, cross_sell_prior_orders=0).connection
+    settings = LifecycleSettings(as_of=day(4).isoformat(), cross_sell_prior_orders=0)
+    model = next(model for model in load_models() if model.table == "marts.site_recommendations")
+    listed = "select * from marts.site_recommendations order by all"
+    one_statement, backtest = rows(connection, listed), run_recommendation_backtest(connection, settings, day(4))
+    visitors = {(visitor_type, visitor_id) for visitor_type, visitor_id, *_ in one_statement}
+    assert len(visitors) == 17 and ("default", None) in visitors  # 13 buyers, v1, two cookies; the default rows
+
+    monkeypatch.setenv("LIFECYCLE_BUILD_KEYS_PER_BATCH", "3")
+    assert create_table(connection, model, model.table, model.select_sql,
+                        bound_parameters(model, settings.sql_parameters(day(4)))) > 3
+    assert rows(connection, listed) == one_statement
+    assert run_recommendation_backtest(connection, settings, day(4)) == backtest
 
 
 def test_checkout_cross_sell_finds_a_planted_pair(build):
