@@ -41,7 +41,7 @@ def ingest_entity(
     days = landing_days(context)
     with duckdb.get_connection() as con:
         configure(con, landing.memory_limit, landing.temp_directory or None)
-        outcome = ingest_days(con, Path(landing.root), entity, days, context.run.run_id)
+        outcome = ingest_days(con, Path(landing.root), entity, days, context.run.run_id, landing.slice_megabytes * 2**20)
 
     # Reasons name the file and the line, never a row's content.
     for rejected in outcome.rejected_files:

@@ -330,15 +330,15 @@ def _load(con: duckdb.DuckDBPyConnection, select, files: list[LandingFile], numb
         _load(con, select, files[middle:], numbers, diagnose, rejected)
 
 
-def load_landing_files(con: duckdb.DuckDBPyConnection, root: Path, entity: Entity, days: list[date]) -> LandedRange:
-    """Define the temp view `landed`: every readable row of the run's landing days, as text.
+def load_landing_files(con: duckdb.DuckDBPyConnection, entity: Entity, files: list[LandingFile]) -> LandedRange:
+    """Define the temp view `landed`: every readable row of the given landing files (`find_landing_files`), as text.
 
     Columns: the entity's columns (VARCHAR), `_nested` (the first contract column holding a list or
     object, if any), `_landing_date`, `_file` (the file's number, in the order of the file names),
     `_row_number` (1-based, header excluded) and `_ordinal` (the row's key in `landed_as_read`).
     The temp table `landing_files` gives each file number with rows its `_source_file`.
     """
-    files, rejected = find_landing_files(root, entity, days)
+    rejected: list[RejectedFile] = []
     create_read_table(con, entity)
     groups: dict[tuple, list[LandingFile]] = {}
     for file in files:

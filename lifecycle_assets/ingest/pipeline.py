@@ -15,10 +15,17 @@ import duckdb
 import polars as pl
 
 from lifecycle_assets.ingest.contract import Entity
-from lifecycle_assets.ingest.landing import FILES_TABLE, LANDED_TABLE, READ_TABLE, RejectedFile, load_landing_files
-from lifecycle_assets.ingest.storage import ensure_tables, replace_landing_days
+from lifecycle_assets.ingest.landing import (
+    FILES_TABLE, LANDED_TABLE, READ_TABLE, LandingFile, RejectedFile, find_landing_files, load_landing_files,
+)
+from lifecycle_assets.ingest.storage import clear_landing_days, ensure_tables, store_checked_rows, store_quarantined_files
 from lifecycle_assets.ingest.validation import BAD_TABLE, GOOD_TABLE, validate_landed
 
+# Landing files read per slice of a long range (LandingZone.slice_megabytes); a day is never split.
+DEFAULT_SLICE_BYTES = 256 * 2**20
+PREVIEW_ROWS = 5
+# Where a long range's checked slices wait for the transaction that stores them; dropped after it.
+INCOMING_SCHEMA = "incoming"
 QUARANTINED_FILES_SCHEMA = {
     "entity": pl.String,
     "landing_date": pl.Date,
@@ -61,26 +68,97 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, t
         con.execute("SET temp_directory = ?", [temp_directory])
 
 
-def ingest_days(con: duckdb.DuckDBPyConnection, root: Path, entity: Entity, days: list[date], run_id: str) -> IngestOutcome:
-    """Read, validate and store one entity's landing days `days` (consecutive, oldest first)."""
+def slices_of(files: list[LandingFile], days: list[date], slice_bytes: int) -> list[list[LandingFile]]:
+    """The run's files in slices of whole consecutive landing days, each at most `slice_bytes` of files (or one day)."""
+    by_day: dict[date, list[LandingFile]] = {day: [] for day in days}
+    for file in files:
+        by_day[file.landing_date].append(file)
+    pieces: list[list[LandingFile]] = [[]]
+    size = 0
+    for day_files in by_day.values():
+        day_size = sum(file.path.stat().st_size for file in day_files)
+        if pieces[-1] and size + day_size > slice_bytes:
+            pieces.append([])
+            size = 0
+        pieces[-1].extend(day_files)
+        size += day_size
+    return pieces
+
+
+def ingest_days(
+    con: duckdb.DuckDBPyConnection, root: Path, entity: Entity, days: list[date], run_id: str,
+    slice_bytes: int = DEFAULT_SLICE_BYTES,
+) -> IngestOutcome:
+    """Read, validate and store one entity's landing days `days` (consecutive, oldest first), in one transaction.
+
+    A long range is read and checked a slice of whole landing days at a time (at most `slice_bytes` of files, or
+    one day): DuckDB holds one slice's rows as text, not the range's (a year of a 5M-customer shop in one piece
+    spilled 27.7 GB). Each slice's checked rows wait, typed and compressed, in the `incoming` schema until the
+    transaction that replaces the range's days; reading stays outside it, since a file DuckDB refuses (found by
+    reading it) would abort the transaction. The duplicate rule is within a landing day, so slices change no
+    row's fate.
+    """
     ensure_tables(con)
-    landed = load_landing_files(con, Path(root), entity, days)
-    validate_landed(con, entity)
-    outcome = IngestOutcome(
-        rows_stored=con.execute(f"SELECT count(*) FROM {GOOD_TABLE}").fetchone()[0],
-        rows_quarantined=con.execute(f"SELECT count(*) FROM {BAD_TABLE}").fetchone()[0],
-        files_read=landed.files_read,
-        rejected_files=sorted(landed.rejected_files, key=lambda f: (str(f.landing_date), f.source_file)),
-        reasons=con.execute(
-            f"SELECT reason, count(*) AS rows FROM {BAD_TABLE} GROUP BY reason ORDER BY rows DESC, reason"
-        ).pl(),
-        preview=con.execute(
-            f"SELECT * EXCLUDE (_landing_date, _source_file, _row_number) FROM {GOOD_TABLE} "
-            "ORDER BY _landing_date, _source_file, _row_number LIMIT 5"
-        ).pl(),
-    )
-    replace_landing_days(con, entity, days[0], days[-1], outcome.rejected_frame(entity.name), run_id)
+    files, rejected = find_landing_files(Path(root), entity, days)
+    pieces = slices_of(files, days, slice_bytes)
+    waiting = len(pieces) > 1  # one slice is stored straight from its temp views
+    good, bad = (f"{INCOMING_SCHEMA}.{entity.name}", f"{INCOMING_SCHEMA}.{entity.name}_quarantined") if waiting else (GOOD_TABLE, BAD_TABLE)
+    stored = quarantined = 0
+    reasons: dict[str, int] = {}
+    preview: pl.DataFrame | None = None
+    try:
+        if waiting:  # what a crashed run left goes
+            con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
+            con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
+        for number, piece in enumerate(pieces):
+            landed = load_landing_files(con, entity, piece)
+            rejected += landed.rejected_files
+            validate_landed(con, entity)
+            stored += con.execute(f"SELECT count(*) FROM {GOOD_TABLE}").fetchone()[0]
+            for reason, rows in con.execute(f"SELECT reason, count(*) FROM {BAD_TABLE} GROUP BY reason").fetchall():
+                reasons[reason] = reasons.get(reason, 0) + rows
+                quarantined += rows
+            if preview is None or preview.height < PREVIEW_ROWS:
+                first_rows = con.execute(
+                    f"SELECT * EXCLUDE (_landing_date, _source_file, _row_number) FROM {GOOD_TABLE} "
+                    f"ORDER BY _landing_date, _source_file, _row_number LIMIT {PREVIEW_ROWS}"
+                ).pl()
+                preview = first_rows if preview is None else pl.concat([preview, first_rows]).head(PREVIEW_ROWS)
+            if waiting:
+                written = "CREATE TABLE {} AS" if number == 0 else "INSERT INTO {}"
+                con.execute(f"{written.format(good)} SELECT * FROM {GOOD_TABLE}")
+                con.execute(f"{written.format(bad)} SELECT * FROM {BAD_TABLE}")
+                _drop_read_tables(con)
+        outcome = IngestOutcome(
+            rows_stored=stored,
+            rows_quarantined=quarantined,
+            files_read=len(files),
+            rejected_files=sorted(rejected, key=lambda f: (str(f.landing_date), f.source_file)),
+            reasons=pl.DataFrame(
+                sorted(reasons.items(), key=lambda item: (-item[1], item[0])),
+                schema={"reason": pl.String, "rows": pl.Int64}, orient="row",
+            ),
+            preview=preview,
+        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            clear_landing_days(con, entity, days[0], days[-1])
+            store_checked_rows(con, entity, run_id, good, bad)
+            store_quarantined_files(con, outcome.rejected_frame(entity.name), run_id)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        _drop_read_tables(con)
+        if waiting:
+            con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
+    return outcome
+
+
+def _drop_read_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP VIEW IF EXISTS {BAD_TABLE}")
+    con.execute(f"DROP VIEW IF EXISTS {GOOD_TABLE}")
     con.execute(f"DROP VIEW IF EXISTS {LANDED_TABLE}")
     for table in ("checked", READ_TABLE, FILES_TABLE):
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    return outcome

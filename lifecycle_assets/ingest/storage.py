@@ -1,8 +1,8 @@
 """Raw and quarantine tables in the DuckDB warehouse, written one landing-day range at a time.
 
 A run replaces exactly the landing days it ingested, in one transaction (good rows, quarantined
-rows and quarantined files together), so re-running a partition gives the same tables and a crash
-leaves the previous state.
+rows and quarantined files together; `pipeline.ingest_days` holds it), so re-running a partition
+gives the same tables and a crash leaves the previous state.
 """
 
 from __future__ import annotations
@@ -61,49 +61,42 @@ def _migrate(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
             con.execute(f"ALTER TABLE raw.{entity.name} ALTER COLUMN {column.name} TYPE {wanted}")
 
 
-def replace_landing_days(
-    con: duckdb.DuckDBPyConnection,
-    entity: Entity,
-    first_day: date,
-    last_day: date,
-    quarantined_files: pl.DataFrame,
-    run_id: str,
-) -> None:
-    """Swap the given landing days of one entity for the validated rows (temp views), atomically.
+def clear_landing_days(con: duckdb.DuckDBPyConnection, entity: Entity, first_day: date, last_day: date) -> None:
+    """Remove what an earlier run stored for these landing days (rows, quarantined rows and files), in the
+    caller's transaction. Undated records (a folder of the entity with no day in its name) go on every run."""
+    window = [first_day, last_day]
+    con.execute(f"DELETE FROM raw.{entity.name} WHERE _landing_date BETWEEN ? AND ?", window)
+    con.execute("DELETE FROM quality.quarantined_rows WHERE entity = ? AND landing_date BETWEEN ? AND ?", [entity.name, *window])
+    con.execute(
+        "DELETE FROM quality.quarantined_files WHERE entity = ? AND (landing_date BETWEEN ? AND ? OR landing_date IS NULL)",
+        [entity.name, *window],
+    )
 
-    Undated records (a folder of the entity with no day in its name) are replaced on every run.
-    """
+
+def store_checked_rows(con: duckdb.DuckDBPyConnection, entity: Entity, run_id: str,
+                       good: str = GOOD_TABLE, bad: str = BAD_TABLE) -> None:
+    """Store the validated rows (the temp views `good_rows`, `bad_rows`, or tables of the same columns), in the
+    caller's transaction."""
+    con.execute(
+        f"INSERT INTO raw.{entity.name} ({', '.join(entity.column_names)}, _landing_date, _source_file, "
+        f"_row_number, _ingested_at) SELECT {', '.join(entity.column_names)}, "
+        f"_landing_date, _source_file, _row_number, current_timestamp::TIMESTAMP FROM {good}"
+    )
+    con.execute(
+        "INSERT INTO quality.quarantined_rows SELECT entity, landing_date, source_file, row_number, "
+        f"reason, raw_row, ?, current_timestamp::TIMESTAMP FROM {bad}",
+        [run_id],
+    )
+
+
+def store_quarantined_files(con: duckdb.DuckDBPyConnection, quarantined_files: pl.DataFrame, run_id: str) -> None:
+    """Record the files not ingested, with why, in the caller's transaction."""
     con.register("bad_files", quarantined_files)
     try:
-        con.execute("BEGIN TRANSACTION")
-        window = [first_day, last_day]
-        con.execute(f"DELETE FROM raw.{entity.name} WHERE _landing_date BETWEEN ? AND ?", window)
-        con.execute(
-            f"INSERT INTO raw.{entity.name} ({', '.join(entity.column_names)}, _landing_date, _source_file, "
-            f"_row_number, _ingested_at) SELECT {', '.join(entity.column_names)}, "
-            f"_landing_date, _source_file, _row_number, current_timestamp::TIMESTAMP FROM {GOOD_TABLE}"
-        )
-        con.execute(
-            "DELETE FROM quality.quarantined_rows WHERE entity = ? AND landing_date BETWEEN ? AND ?",
-            [entity.name, *window],
-        )
-        con.execute(
-            "DELETE FROM quality.quarantined_files WHERE entity = ? AND (landing_date BETWEEN ? AND ? OR landing_date IS NULL)",
-            [entity.name, *window],
-        )
-        con.execute(
-            "INSERT INTO quality.quarantined_rows SELECT entity, landing_date, source_file, row_number, "
-            f"reason, raw_row, ?, current_timestamp::TIMESTAMP FROM {BAD_TABLE}",
-            [run_id],
-        )
         con.execute(
             "INSERT INTO quality.quarantined_files SELECT entity, landing_date, source_file, reason, "
             "sha256, size_bytes, ?, current_timestamp::TIMESTAMP FROM bad_files",
             [run_id],
         )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     finally:
         con.unregister("bad_files")

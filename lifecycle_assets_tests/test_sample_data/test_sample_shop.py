@@ -338,6 +338,30 @@ def test_quarantine_finds_exactly_what_was_injected(dirty_shop):
     assert rejected == listed
 
 
+def stored(root: Path, first_day: date, days: int, slice_bytes: int) -> dict[str, list[tuple]]:
+    """Every raw row (less _ingested_at), quarantined row and quarantined file after the ingest of the range."""
+    window = [first_day + timedelta(days=offset) for offset in range(days)]
+    with duckdb.connect() as con:
+        configure(con)
+        for name in INGEST_ORDER:
+            ingest_days(con, root, ENTITIES[name], window, run_id="test", slice_bytes=slice_bytes)
+        tables = [f"raw.{name}" for name in INGEST_ORDER] + ["quality.quarantined_rows", "quality.quarantined_files"]
+        kept = {table: con.execute(f"SELECT * EXCLUDE (_ingested_at) FROM {table} ORDER BY ALL").fetchall()
+                for table in tables[:5]}
+        for table in tables[5:]:
+            kept[table] = con.execute(f"SELECT * EXCLUDE (quarantined_at) FROM {table} ORDER BY ALL").fetchall()
+        assert not con.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'incoming'").fetchone()[0]
+    return kept
+
+
+def test_a_range_read_a_day_at_a_time_stores_and_quarantines_the_same_rows(dirty_shop):
+    """A long range is read and checked a slice of days at a time (bounded disk): a row's fate does not change."""
+    root, summary = dirty_shop
+    first_day = date.fromisoformat(summary["first_day"])
+    whole, by_day = stored(root, first_day, 60, slice_bytes=2**40), stored(root, first_day, 60, slice_bytes=1)
+    assert all(whole.values()) and by_day == whole
+
+
 # --- Rewriting and the command line ------------------------------------------------------------------
 
 
