@@ -1,6 +1,6 @@
 """The ingest engine against the floor, without Dagster: engine-to-engine.
 
-    .venv/bin/python benchmarks/ingest_engine_benchmark.py --folder DIR [--statements]
+    .venv/bin/python benchmarks/ingest_engine_benchmark.py --folder DIR [--statements] [--slice-mb N]
 
 DIR is a folder the scale benchmark generated (``scale_benchmark.py --keep DIR`` or its ``--phase
 generate``): ``DIR/landing`` with ``_manifest.json``. In one child process, ``ingest_days`` loads,
@@ -9,7 +9,9 @@ scale benchmark's one-run ingest) into a fresh warehouse with DuckDB's ``memory_
 (2 GB); in another, the scale benchmark's floor phase (its own function) scans the same files. Dagster's per-partition
 bookkeeping and the quality checks are left out, so the ratio is the ingest's own work against a bare scan.
 Prints seconds and CPU seconds of each side's work (imports excluded: this machine byte-compiles
-nothing, so imports cost seconds) and per entity. The last line is one JSON object.
+nothing, so imports cost seconds) and per entity, and the peak size of DuckDB's spill folder. ``--slice-mb``
+reads the range that many MB of landing files at a time (default: the ingest's own). The last line is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ class TimedConnection:
         return timed
 
 
-def engine(folder: Path, statements: bool = False) -> dict:
+def engine(folder: Path, statements: bool = False, slice_mb: int | None = None) -> dict:
     """ingest_days over the backfill range, entity by entity (the contract's order), one connection."""
     import duckdb
 
     from lifecycle_assets.ingest.contract import ENTITIES
-    from lifecycle_assets.ingest.pipeline import configure, ingest_days
+    from lifecycle_assets.ingest.pipeline import DEFAULT_SLICE_BYTES, configure, ingest_days
+
+    sys.path.insert(0, str(HERE))
+    from scale_benchmark import SpillWatch
 
     shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
     first, last = date.fromisoformat(shop["first_day"]), date.fromisoformat(shop["last_day"]) - timedelta(days=1)
@@ -64,22 +69,26 @@ def engine(folder: Path, statements: bool = False) -> dict:
     for path in (warehouse, Path(f"{warehouse}.wal")):
         path.unlink(missing_ok=True)
     entities, rows = {}, 0
+    slice_bytes = slice_mb * 2**20 if slice_mb else DEFAULT_SLICE_BYTES
+    spill = SpillWatch(Path(f"{warehouse}.tmp"))
     started, cpu_started = time.perf_counter(), _cpu()
     with duckdb.connect(str(warehouse)) as con:
         configure(con, MEMORY_LIMIT)
         for name, entity in ENTITIES.items():
             began, cpu = time.perf_counter(), _cpu()
             timed = TimedConnection(con) if statements else con
-            outcome = ingest_days(timed, folder / "landing", entity, days, "engine-benchmark")
+            outcome = ingest_days(timed, folder / "landing", entity, days, "engine-benchmark", slice_bytes)
             entities[name] = {"seconds": round(time.perf_counter() - began, 2), "cpu_s": round(_cpu() - cpu, 2),
                               "stored": outcome.rows_stored, "quarantined": outcome.rows_quarantined}
             if statements:
                 entities[name]["statements"] = sorted(timed.statements, reverse=True)[:8]
             rows += outcome.rows_stored + outcome.rows_quarantined
     seconds, cpu_s = time.perf_counter() - started, _cpu() - cpu_started
+    spill.stop()
     for path in (warehouse, Path(f"{warehouse}.wal")):
         path.unlink(missing_ok=True)
-    return {"seconds": seconds, "cpu_s": cpu_s, "rows": rows, "entities": entities}
+    return {"seconds": seconds, "cpu_s": cpu_s, "rows": rows, "entities": entities, "slice_mb": slice_bytes // 2**20,
+            "peak_spill_mb": round(spill.peak / 2**20)}
 
 
 def floor(folder: Path) -> dict:
@@ -111,16 +120,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--statements", action="store_true", help="also print each entity's costliest SQL statements (CPU s)")
+    parser.add_argument("--slice-mb", type=int, help="MB of landing files read at a time (default: the ingest's own)")
     parser.add_argument("--only", choices=("engine", "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
-        print(json.dumps(engine(args.folder, args.statements) if args.only == "engine" else floor(args.folder)))
+        print(json.dumps(engine(args.folder, args.statements, args.slice_mb) if args.only == "engine" else floor(args.folder)))
         return
 
     load = os.getloadavg()[0]
     scan, scan_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "floor"])
     ingest, ingest_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "engine",
-                                        *(["--statements"] if args.statements else [])])
+                                        *(["--statements"] if args.statements else []),
+                                        *(["--slice-mb", str(args.slice_mb)] if args.slice_mb else [])])
     print(f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}")
     print(f"{'entity':<14} {'seconds':>8} {'CPU s':>7} {'stored':>10} {'quarantined':>12}")
     for name, figures in ingest["entities"].items():
@@ -131,13 +142,15 @@ def main() -> None:
         print(f"{label:<26} {figures['seconds']:6.2f} s, {figures['cpu_s']:6.2f} CPU s (process with imports "
               f"{process_cpu:.1f} CPU s), {figures['rows']:,} rows")
     ratio_s, ratio_cpu = ingest["seconds"] / scan["seconds"], ingest["cpu_s"] / scan["cpu_s"]
-    print(f"ingest / floor: {ratio_s:.1f}x in seconds, {ratio_cpu:.1f}x in CPU seconds")
+    print(f"ingest / floor: {ratio_s:.1f}x in seconds, {ratio_cpu:.1f}x in CPU seconds; slices of {ingest['slice_mb']} MB, "
+          f"peak spill {ingest['peak_spill_mb']} MB")
     print(json.dumps({
         "ingest_s": round(ingest["seconds"], 2), "ingest_cpu_s": round(ingest["cpu_s"], 2),
         "floor_s": round(scan["seconds"], 2), "floor_cpu_s": round(scan["cpu_s"], 2),
         "ratio_s": round(ratio_s, 2), "ratio_cpu": round(ratio_cpu, 2),
         "process_cpu_s": {"ingest": round(ingest_process_cpu, 1), "floor": round(scan_process_cpu, 1)},
-        "landing_rows": ingest["rows"], "entities": ingest["entities"], "load_average": round(load, 2),
+        "landing_rows": ingest["rows"], "entities": ingest["entities"], "slice_mb": ingest["slice_mb"],
+        "peak_spill_mb": ingest["peak_spill_mb"], "load_average": round(load, 2),
     }))
 
 
