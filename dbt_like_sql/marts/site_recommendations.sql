@@ -1,4 +1,4 @@
--- description: The site's recommendation block: per known customer and per anonymous visitor who showed some interest, the top recommendations_site_count products by their estimated chance to be in the visitor's next order, never one they already bought. A product's chance starts at its share of all completed orders (`popular`); it rises by the largest added_chance of what buyers of the customer's products came back for (intermediate.product_bought_next: `bought_next`) and of what goes in one order with a product they carted or viewed in the last recommendations_interest_days, times the chance they buy that product (intermediate.product_goes_with: `goes_with`); pairs count from cross_sell_min_orders orders. A carted or viewed product itself counts at the share of such products the shop's customers bought later (`carted`, `viewed`). A visitor without rows gets the `default` rows (visitor_id empty). Exported by recommendations/site_recommendation_files; described in docs/recommendations.md.
+-- description: The site's recommendation block: per known customer and per anonymous visitor who showed some interest, the top recommendations_site_count products by their estimated chance to be in the visitor's next order, never one they already bought. A product's chance starts at its share of all completed orders (`popular`); it rises by the largest added_chance of what buyers of the customer's products came back for (intermediate.product_bought_next: `bought_next`) and of what goes in one order with a product they carted or viewed in the last recommendations_interest_days, times the chance they buy that product (intermediate.product_goes_with: `goes_with`); pairs count from cross_sell_min_orders orders. A carted or viewed product itself counts at the share of such products the shop's customers bought later (intermediate.looked_then_bought: `carted`, `viewed`). A visitor without rows gets the `default` rows (visitor_id empty). Exported by recommendations/site_recommendation_files; described in docs/recommendations.md.
 -- owners: team:data
 -- unique_key: visitor_type, visitor_id, recommendation_rank
 -- count_table: visitor_type, source
@@ -46,27 +46,10 @@ looked_at as (
     group by all
 ),
 later_purchase as (
-    -- learnt from the shop's history: of the products a customer first carted (viewed) on a day without
-    -- buying them that day, the share they bought within the next recommendations_interest_days
-    select kind, avg((bought_later is not null)::integer) as chance
-    from (
-        select looked.kind, looked.customer_id, looked.product_id, any_value(later.ordered_on) as bought_later
-        from (
-            select customer_id, product_id, case when event_type = 'add_to_cart' then 'carted' else 'viewed' end as kind,
-                min(occurred_on) as first_on
-            from staging.stg_interactions
-            where event_type in ('product_view', 'add_to_cart') and customer_id is not null and product_id is not null
-            group by all
-        ) as looked
-        left join purchases as later
-            on later.customer_id = looked.customer_id and later.product_id = looked.product_id
-            and later.ordered_on > looked.first_on and later.ordered_on <= looked.first_on + $recommendations_interest_days
-        anti join purchases as same_day
-            on same_day.customer_id = looked.customer_id and same_day.product_id = looked.product_id
-            and same_day.ordered_on = looked.first_on
-        where looked.first_on <= $as_of::date - $recommendations_interest_days
-        group by all
-    ) as outcomes
+    -- learnt from the shop's history (intermediate.looked_then_bought): of the products a customer first carted
+    -- (viewed) on a day without buying them that day, the share they bought within the next recommendations_interest_days
+    select kind, avg(bought_later::integer) as chance
+    from intermediate.looked_then_bought
     group by kind
 ),
 interest as (

@@ -132,7 +132,8 @@ def site_recommendation_files(duckdb: DuckDBResource, lifecycle_settings: Lifecy
 WORK_SCHEMA = "recommendation_backtest_work"
 BASELINE_SCHEMA = "recommendation_backtest_baseline"
 # The models the recommendations are made of, in build order; the backtest runs them on its own tables.
-BACKTEST_MODELS = ("marts.product_affinity", "intermediate.product_goes_with", "intermediate.product_bought_next", SITE_TABLE)
+BACKTEST_MODELS = ("marts.product_affinity", "intermediate.product_goes_with", "intermediate.product_bought_next",
+                   "intermediate.looked_then_bought", SITE_TABLE)
 
 
 @dataclass
@@ -272,7 +273,7 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
         connection.execute(f"create view {baseline}.stg_order_items as select * from {work}.stg_order_items")
         connection.execute(f"create view {baseline}.stg_products as select * from {work}.stg_products")
         connection.execute(f"create view {baseline}.stg_interactions as select * from {work}.stg_interactions where false")
-        for pairs in ("product_goes_with", "product_bought_next"):
+        for pairs in ("product_goes_with", "product_bought_next", "looked_then_bought"):
             connection.execute(f"create view {baseline}.{pairs} as select * from {work}.{pairs} where false")
         _build_on(connection, models[SITE_TABLE], baseline, parameters)
         judged = connection.execute(

@@ -24,7 +24,7 @@ from lifecycle_assets.models.recommendations import (
     site_recommendation_files,
 )
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import bound_parameters, build_all, create_table, load_models
+from lifecycle_assets.models.sql_models import bound_parameters, build_all, build_order, create_table, load_models
 from lifecycle_assets_tests.test_models.tiny_shop import TinyShop, at, day
 
 RECOMMENDATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "recommendations.md"
@@ -114,21 +114,29 @@ def test_a_large_shop_built_a_batch_of_visitors_at_a_time_gets_the_same_recommen
     one statement spilled 48 GB): every visitor, the default rows and the backtest come out as from one statement."""
     shop = backtest_shop()
     shop.product("kettle")
-    shop.event("add_to_cart", "d1", at(3), product_id="tea")  # a buyer's cart, a registered viewer, two cookies
-    shop.customer("v1", at(3)).event("product_view", "v1", at(3), product_id="grinder")
-    shop.event("product_view", None, at(3), product_id="coffee", anonymous_id="cookie-1")
-    shop.event("add_to_cart", None, at(3), product_id="milk", anonymous_id="cookie-2")
-    connection = build(shop, 4, cross_sell_prior_orders=0).connection
-    settings = LifecycleSettings(as_of=day(4).isoformat(), cross_sell_prior_orders=0)
-    model = next(model for model in load_models() if model.table == "marts.site_recommendations")
+    shop.event("add_to_cart", "d1", at(4), product_id="tea")  # a buyer's cart, a registered viewer, two cookies
+    shop.customer("v1", at(3)).event("product_view", "v1", at(4), product_id="grinder")
+    shop.event("product_view", None, at(4), product_id="coffee", anonymous_id="cookie-1")
+    shop.event("add_to_cart", None, at(4), product_id="milk", anonymous_id="cookie-2")
+    for customer, product in (("a1", "grinder"), ("a2", "grinder"), ("f1", "tea"), ("d2", "coffee")):
+        shop.event("product_view", customer, at(1), product_id=product)  # bought the next day, but d2
+    rules = dict(cross_sell_prior_orders=0, recommendations_interest_days=1)
+    connection = build(shop, 4, **rules).connection
+    settings = LifecycleSettings(as_of=day(4).isoformat(), **rules)
+    batched = [model for model in build_order(load_models()) if model.batch_keys]
+    assert [model.table for model in batched] == ["intermediate.looked_then_bought", "marts.site_recommendations"]
     listed = "select * from marts.site_recommendations order by all"
     one_statement, backtest = rows(connection, listed), run_recommendation_backtest(connection, settings, day(4))
     visitors = {(visitor_type, visitor_id) for visitor_type, visitor_id, *_ in one_statement}
     assert len(visitors) == 17 and ("default", None) in visitors  # 13 buyers, v1, two cookies; the default rows
+    learnt = "select customer_id, bought_later from intermediate.looked_then_bought order by all"
+    assert rows(connection, learnt) == [("a1", True), ("a2", True), ("d2", False), ("f1", True)]
 
-    monkeypatch.setenv("LIFECYCLE_BUILD_KEYS_PER_BATCH", "3")
-    assert create_table(connection, model, model.table, model.select_sql,
-                        bound_parameters(model, settings.sql_parameters(day(4)))) > 3
+    monkeypatch.setenv("LIFECYCLE_BUILD_KEYS_PER_BATCH", "1")
+    for model in batched:
+        assert create_table(connection, model, model.table, model.select_sql,
+                            bound_parameters(model, settings.sql_parameters(day(4)))) > 2
+    assert rows(connection, learnt) == [("a1", True), ("a2", True), ("d2", False), ("f1", True)]
     assert rows(connection, listed) == one_statement
     assert run_recommendation_backtest(connection, settings, day(4)) == backtest
 
