@@ -7,7 +7,9 @@ generate``): ``DIR/landing`` with ``_manifest.json``. In one child process, ``in
 validates and stores all five entities over the backfill range (every landing day but the last, as the
 scale benchmark's one-run ingest) into a fresh warehouse with DuckDB's ``memory_limit`` of the ingest
 (2 GB); in another, the scale benchmark's floor phase (its own function) scans the same files. Dagster's per-partition
-bookkeeping and the quality checks are left out, so the ratio is the ingest's own work against a bare scan.
+bookkeeping and the quality checks are left out, so the ratio is the ingest's own work against a bare scan. A
+third child, the *store floor*, reads the same files and stores their rows cast to the contract's types in a
+fresh DuckDB file, without any rule: what any ingest that keeps the rows costs at least.
 Prints seconds and CPU seconds of each side's work (imports excluded: this machine byte-compiles
 nothing, so imports cost seconds) and per entity, and the peak size of DuckDB's spill folder. ``--slice-mb``
 reads the range that many MB of landing files at a time (default: the ingest's own). The last line is one
@@ -101,6 +103,46 @@ def floor(folder: Path) -> dict:
     return outcome | {"cpu_s": _cpu() - cpu_started}
 
 
+def store_floor(folder: Path) -> dict:
+    """The floor's files read the same way and their rows stored, cast to the contract's types, in a fresh DuckDB
+    file: no rule, no lineage, no quarantine. What any ingest that keeps the rows costs at least."""
+    import duckdb
+
+    from lifecycle_assets.ingest.contract import ENTITIES
+    from lifecycle_assets.ingest.validation import SQL_TYPES
+
+    sys.path.insert(0, str(HERE))
+    from scale_benchmark import FLOOR_MEMORY_LIMIT, _by_csv_header, landing_files
+
+    shop = json.loads((folder / "landing" / "_manifest.json").read_text(encoding="utf-8"))
+    backfill_last_day = (date.fromisoformat(shop["last_day"]) - timedelta(days=1)).isoformat()
+    bad_files = {str(folder / "landing" / path) for paths in shop.get("injected", {}).get("files", {}).values() for path in paths}
+    warehouse = folder / "store_floor.duckdb"
+    warehouse.unlink(missing_ok=True)
+    rows, cpu_started, started = 0, _cpu(), time.perf_counter()
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"SET memory_limit = '{FLOOR_MEMORY_LIMIT}'")
+        for entity, by_format in landing_files(folder / "landing", backfill_last_day).items():
+            columns = ENTITIES[entity].columns
+            con.execute(f"CREATE TABLE {entity} ({', '.join(f'{c.name} {SQL_TYPES[c.type]}' for c in columns)})")
+            for file_format, files in by_format.items():
+                files = [f for f in files if f not in bad_files]
+                if file_format == "csv":
+                    for header, same_header in _by_csv_header(files).items():
+                        read = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in header) + "}"
+                        values = ", ".join(c.name if c.name in header else "NULL" for c in columns)
+                        con.execute(f"INSERT INTO {entity} SELECT {values} FROM read_csv($files, columns = {read}, "
+                                    "header = true, auto_detect = false)", {"files": same_header})
+                elif file_format in ("parquet", "jsonl") and files:
+                    read = "{" + ", ".join(f"'{c.name}': 'VARCHAR'" for c in columns) + "}"
+                    reader = ("read_parquet($files, union_by_name = true, hive_partitioning = false)" if file_format == "parquet"
+                              else f"read_json($files, columns = {read}, format = 'newline_delimited', hive_partitioning = false)")
+                    con.execute(f"INSERT INTO {entity} BY NAME SELECT * FROM {reader}", {"files": files})
+            rows += con.execute(f"SELECT count(*) FROM {entity}").fetchone()[0]
+    warehouse.unlink(missing_ok=True)
+    return {"seconds": time.perf_counter() - started, "cpu_s": _cpu() - cpu_started, "rows": rows}
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -121,14 +163,17 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--statements", action="store_true", help="also print each entity's costliest SQL statements (CPU s)")
     parser.add_argument("--slice-mb", type=int, help="MB of landing files read at a time (default: the ingest's own)")
-    parser.add_argument("--only", choices=("engine", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=("engine", "floor", "store"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
-        print(json.dumps(engine(args.folder, args.statements, args.slice_mb) if args.only == "engine" else floor(args.folder)))
+        work = {"engine": lambda: engine(args.folder, args.statements, args.slice_mb), "floor": lambda: floor(args.folder),
+                "store": lambda: store_floor(args.folder)}
+        print(json.dumps(work[args.only]()))
         return
 
     load = os.getloadavg()[0]
     scan, scan_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "floor"])
+    store, store_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "store"])
     ingest, ingest_process_cpu = child([sys.executable, __file__, "--folder", str(args.folder), "--only", "engine",
                                         *(["--statements"] if args.statements else []),
                                         *(["--slice-mb", str(args.slice_mb)] if args.slice_mb else [])])
@@ -138,17 +183,22 @@ def main() -> None:
         print(f"{name:<14} {figures['seconds']:>8.2f} {figures['cpu_s']:>7.2f} {figures['stored']:>10,} {figures['quarantined']:>12,}")
         for cpu, statement in figures.pop("statements", []):
             print(f"    {cpu:6.2f} CPU s  {statement}")
-    for label, figures, process_cpu in (("ingest_days, all entities", ingest, ingest_process_cpu), ("floor (bare scan)", scan, scan_process_cpu)):
+    for label, figures, process_cpu in (("ingest_days, all entities", ingest, ingest_process_cpu), ("floor (bare scan)", scan, scan_process_cpu),
+                                        ("store floor (scan + store)", store, store_process_cpu)):
         print(f"{label:<26} {figures['seconds']:6.2f} s, {figures['cpu_s']:6.2f} CPU s (process with imports "
               f"{process_cpu:.1f} CPU s), {figures['rows']:,} rows")
     ratio_s, ratio_cpu = ingest["seconds"] / scan["seconds"], ingest["cpu_s"] / scan["cpu_s"]
     print(f"ingest / floor: {ratio_s:.1f}x in seconds, {ratio_cpu:.1f}x in CPU seconds; slices of {ingest['slice_mb']} MB, "
           f"peak spill {ingest['peak_spill_mb']} MB")
+    print(f"store floor / floor: {store['seconds'] / scan['seconds']:.1f}x in seconds, {store['cpu_s'] / scan['cpu_s']:.1f}x in CPU "
+          f"seconds; ingest / store floor: {ingest['seconds'] / store['seconds']:.1f}x, {ingest['cpu_s'] / store['cpu_s']:.1f}x")
     print(json.dumps({
         "ingest_s": round(ingest["seconds"], 2), "ingest_cpu_s": round(ingest["cpu_s"], 2),
         "floor_s": round(scan["seconds"], 2), "floor_cpu_s": round(scan["cpu_s"], 2),
+        "store_floor_s": round(store["seconds"], 2), "store_floor_cpu_s": round(store["cpu_s"], 2),
         "ratio_s": round(ratio_s, 2), "ratio_cpu": round(ratio_cpu, 2),
-        "process_cpu_s": {"ingest": round(ingest_process_cpu, 1), "floor": round(scan_process_cpu, 1)},
+        "process_cpu_s": {"ingest": round(ingest_process_cpu, 1), "floor": round(scan_process_cpu, 1),
+                          "store": round(store_process_cpu, 1)},
         "landing_rows": ingest["rows"], "entities": ingest["entities"], "slice_mb": ingest["slice_mb"],
         "peak_spill_mb": ingest["peak_spill_mb"], "load_average": round(load, 2),
     }))
