@@ -24,7 +24,7 @@ from lifecycle_assets.ingest.validation import BAD_TABLE, GOOD_TABLE, validate_l
 # Landing files read per slice of a long range (LandingZone.slice_megabytes); a day is never split.
 DEFAULT_SLICE_BYTES = 256 * 2**20
 PREVIEW_ROWS = 5
-# Where a long range's checked slices wait for the transaction that stores them; dropped after it.
+# Where a long range's checked slices wait for the transaction that stores them (a table per entity, dropped after).
 INCOMING_SCHEMA = "incoming"
 QUARANTINED_FILES_SCHEMA = {
     "entity": pl.String,
@@ -107,9 +107,9 @@ def ingest_days(
     reasons: dict[str, int] = {}
     preview: pl.DataFrame | None = None
     try:
-        if waiting:  # what a crashed run left goes
-            con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
-            con.execute(f"CREATE SCHEMA {INCOMING_SCHEMA}")
+        if waiting:  # what a crashed run of this entity left goes
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {INCOMING_SCHEMA}")
+            _drop_incoming(con, good, bad)
         for number, piece in enumerate(pieces):
             landed = load_landing_files(con, entity, piece)
             rejected += landed.rejected_files
@@ -152,8 +152,14 @@ def ingest_days(
     finally:
         _drop_read_tables(con)
         if waiting:
-            con.execute(f"DROP SCHEMA IF EXISTS {INCOMING_SCHEMA} CASCADE")
+            _drop_incoming(con, good, bad)
     return outcome
+
+
+def _drop_incoming(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    """This entity's waiting tables only: another entity's run may be using its own."""
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _drop_read_tables(con: duckdb.DuckDBPyConnection) -> None:

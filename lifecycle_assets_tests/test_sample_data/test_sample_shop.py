@@ -350,7 +350,7 @@ def stored(root: Path, first_day: date, days: int, slice_bytes: int) -> dict[str
                 for table in tables[:5]}
         for table in tables[5:]:
             kept[table] = con.execute(f"SELECT * EXCLUDE (quarantined_at) FROM {table} ORDER BY ALL").fetchall()
-        assert not con.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'incoming'").fetchone()[0]
+        assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'incoming'").fetchone()[0]
     return kept
 
 
