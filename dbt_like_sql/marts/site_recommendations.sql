@@ -138,16 +138,24 @@ related as (
         where later_purchase.chance > 0
     )
 ),
+interest_floors as materialized (
+    -- each product of interest with its visitor's room (products_bought) and floor. Materialized, so that the
+    -- candidates join it to the related products by product: with the three in one join, DuckDB once joined the
+    -- floors to the related products first, on the inequalities alone (365M rows for 1/50 of a 5M shop's visitors)
+    select visitor_interest.visitor_number, visitor_interest.kind, visitor_interest.product_id,
+        visitor_floors.products_bought, visitor_floors.visitor_floor
+    from visitor_interest
+    join visitor_floors using (visitor_number)
+),
 candidates as (
     -- only the candidates that can still make the visitor's top (see visitor_reach and related). source_code: the
     -- source as a number (1 popular, 2 viewed, 3 carted, 4 goes_with, 5 bought_next), cheaper to group and sort than
     -- its name; the more personal sources have the higher numbers.
-    select visitor_interest.visitor_number, related.popularity_position as position, related.chance, related.source_code
-    from visitor_interest
-    join visitor_floors using (visitor_number)
+    select interest_floors.visitor_number, related.popularity_position as position, related.chance, related.source_code
+    from interest_floors
     join related using (kind, product_id)
-    where related.list_rank <= $recommendations_site_count + visitor_floors.products_bought
-        and related.chance >= visitor_floors.visitor_floor
+    where related.list_rank <= $recommendations_site_count + interest_floors.products_bought
+        and related.chance >= interest_floors.visitor_floor
     union all
     select visitor_number, position, next_order_chance, case kind when 'carted' then 3 else 2 end
     from visitor_interest
