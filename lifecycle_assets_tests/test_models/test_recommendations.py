@@ -214,8 +214,12 @@ def test_a_failed_export_leaves_the_previous_files_whole(build, tmp_path, monkey
         assert after[name] == before[name]
 
 
-def test_the_files_list_each_visitors_products_in_rank_order(tmp_path):
-    """The site shows a row's products as listed: rank 1 first, whatever order the table's rows are stored in."""
+@pytest.mark.parametrize("visitors_per_batch", ["1000000", "1"])
+def test_the_files_list_each_visitors_products_in_rank_order(tmp_path, monkeypatch, visitors_per_batch):
+    """The site shows a row's products as listed: rank 1 first, whatever order the table's rows are stored in; one
+    line per visitor in visitor order, also when a large shop's lists are grouped a batch of visitors at a time."""
+    monkeypatch.setenv("LIFECYCLE_BUILD_KEYS_PER_BATCH", visitors_per_batch)
+    visitors = ["c1", "c2", "c3", "c4", "c5"]
     with duckdb.connect(str(tmp_path / "shop.duckdb")) as connection:
         connection.execute("create schema marts")
         connection.execute(
@@ -228,7 +232,7 @@ def test_the_files_list_each_visitors_products_in_rank_order(tmp_path):
         )
         # stored last rank first, as a table built by a parallel query may hold them
         for rank in range(12, 0, -1):
-            for visitor in ("c1", "c2"):
+            for visitor in reversed(visitors):
                 connection.execute(
                     "insert into marts.site_recommendations values ('customer', ?, ?, ?, 'popular', 0.1)",
                     [visitor, rank, f"p{rank:02d}"],
@@ -240,7 +244,7 @@ def test_the_files_list_each_visitors_products_in_rank_order(tmp_path):
         jsonl = [json.loads(line) for line in (tmp_path / "site" / f"{stem}.jsonl").read_text(encoding="utf-8").splitlines()]
         parquet = pq.read_table(tmp_path / "site" / f"{stem}.parquet").to_pylist()
         for lines in (jsonl, parquet):
-            assert lines
+            assert [line[key] for line in lines] == (visitors if stem == "site_recommendations" else ["p00"])
             for line in lines:
                 assert [product["product_id"] for product in line["products"]] == in_order, (stem, line[key])
                 assert [product["rank"] for product in line["products"]] == list(range(1, 13)), (stem, line[key])
