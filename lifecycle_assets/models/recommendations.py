@@ -76,18 +76,23 @@ def export_recommendations(connection, folder: Path, as_of: dt.date) -> dict[str
         rows_table = f"export_{stem}"
         visitors = connection.execute(f"select approx_count_distinct(hash({keys})) from {table}").fetchone()[0]
         batches = max(1, math.ceil(visitors / build_keys_per_batch()))
+        groups = f"{rows_table}_groups"
         try:
             for batch in range(batches):
-                written_rows = f"create or replace temporary table {rows_table} as" if batch == 0 else f"insert into {rows_table}"
+                written_rows = f"create or replace temporary table {groups} as" if batch == 0 else f"insert into {groups}"
                 connection.execute(
                     f"{written_rows} select {keys}, list_sort(list({item})) as products from {table} "
                     f"where hash({keys}) % {batches} = {batch} group by {keys}"
                 )
+            # sorted once for every format (a table keeps the order it was written in)
+            connection.execute(f"create or replace temporary table {rows_table} as select * from {groups} order by {keys}")
+            connection.execute(f"drop table {groups}")
             for extension, options in FORMATS.items():
                 target = folder / f"{stem}.{extension}"
-                rows = _write_atomically(connection, f"select * from {rows_table} order by {keys}", target, options)
+                rows = _write_atomically(connection, f"select * from {rows_table}", target, options)
                 written[target.name] = {"rows": rows, "bytes": target.stat().st_size}
         finally:
+            connection.execute(f"drop table if exists {groups}")
             connection.execute(f"drop table if exists {rows_table}")
     manifest = {"as_of": as_of.isoformat(), "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "files": written}
     temporary = folder / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
