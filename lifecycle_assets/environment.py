@@ -35,6 +35,14 @@ def build_keys_per_batch() -> int:
     return int(os.environ.get("LIFECYCLE_BUILD_KEYS_PER_BATCH", "1000000"))
 
 
+def build_rows_per_slice() -> int:
+    """How many raw rows a model built by landing day (``incremental_by``) reads in one statement when it rebuilds
+    many days (a first build, a full refresh, a day re-ingested long ago): more go a slice of days at a time. The
+    first build of a 5M-customer shop's 84M events in one statement spilled 25 GB to disk; a 1M shop's 16.8M events
+    in slices of 4M rows: no spill and a third less CPU than one statement."""
+    return int(os.environ.get("LIFECYCLE_BUILD_ROWS_PER_SLICE", "4000000"))
+
+
 def outbox_dir() -> Path:
     """Where a dry-run push writes the requests it would have sent."""
     return Path(os.environ.get("LIFECYCLE_OUTBOX_DIR", PROJECT_ROOT / "data" / "outbox"))

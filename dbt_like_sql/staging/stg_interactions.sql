@@ -1,4 +1,4 @@
--- description: Site and email events up to the end of the as-of day; an event_id keeps its first occurrence (earliest landing day, then file and row). Built incrementally by landing day: a build reads the raw rows of the landing days ingested since the last one, and a re-ingested past day rebuilds the events from that day on (full_refresh rebuilds every day).
+-- description: Site and email events up to the end of the as-of day; an event_id keeps its first occurrence (earliest landing day, then file and row). Built incrementally by landing day: a build reads the raw rows of the landing days ingested since the last one, and a re-ingested past day rebuilds the events from that day on (full_refresh rebuilds every day); many days are read a slice of days at a time.
 -- owners: team:data
 -- unique_key: event_id
 -- materialization: incremental
@@ -7,7 +7,7 @@
 with landed as (
     select *
     from raw.interactions
-    where _landing_date >= $since::date
+    where _landing_date >= $since::date and _landing_date < $until::date
 ),
 -- An event_id that already landed before $since keeps that first occurrence (rebuilt by no later
 -- landing day); only the ids of the new days are looked up in the earlier ones.

@@ -77,8 +77,11 @@ HEADER_KEYS = (
     "read_whole",
     "batch_keys",
 )
-# The SQL parameter an incremental-by-landing-day model restricts its raw rows with, bound by the factory.
+# The SQL parameters an incremental-by-landing-day model restricts its raw rows with, bound by the factory: landed
+# on or after $since and, for a model that reads it, before $until (a long rebuild goes a slice of days at a time).
 SINCE_PARAMETER = "since"
+UNTIL_PARAMETER = "until"
+NO_LATER_DAY = dt.date(9999, 12, 31)
 # The SQL parameters of a model built in batches (`batch_keys`): this statement's batch and their number.
 BATCH_PARAMETERS = ("batch", "batches")
 # A full build reads every landing day.
@@ -354,7 +357,8 @@ def build_order(models: list[SqlModel]) -> list[SqlModel]:
 
 def bound_parameters(model: SqlModel, parameters: dict[str, object]) -> dict[str, object]:
     missing = [name for name in model.parameters if name not in parameters
-               and not (model.incremental_by and name == SINCE_PARAMETER) and not (model.batch_keys and name in BATCH_PARAMETERS)]
+               and not (model.incremental_by and name in (SINCE_PARAMETER, UNTIL_PARAMETER))
+               and not (model.batch_keys and name in BATCH_PARAMETERS)]
     if missing:
         raise SqlModelError(f"{model.path}: parameters {missing} are not lifecycle settings")
     return {name: parameters[name] for name in model.parameters if name in parameters}
@@ -530,7 +534,7 @@ def _since_last_build(model: SqlModel, connection, bound: dict[str, object], inc
     probe = f"_probe_{model.name}"
     connection.execute(
         f"create or replace temp table {probe} as select * from ({model.select_sql}) where false",
-        {**bound, SINCE_PARAMETER: EVERY_LANDING_DAY} if model.incremental_by else bound,
+        {**bound, SINCE_PARAMETER: EVERY_LANDING_DAY, **_until(model, NO_LATER_DAY)} if model.incremental_by else bound,
     )
     columns = json.dumps(list(_columns(connection, probe).items()))
     connection.execute(f"drop table {probe}")
@@ -565,26 +569,54 @@ def _build_by_landing_day(model: SqlModel, connection, bound: dict[str, object],
     since, state = _since_last_build(model, connection, bound, incremental, {"sql": _sql_digest(model)})
     if since is None:
         return _nothing_changed(model, connection)
-    parameters = {**bound, SINCE_PARAMETER: since}
     full = since == EVERY_LANDING_DAY
+    slices = _day_slices(model, since, state[3])
     # The table and what it was built from change together, or neither does.
     connection.execute("begin transaction")
     try:
         if full:
-            connection.execute(f"create or replace table {model.table} as {model.select_sql}", parameters)
+            connection.execute(f"create or replace table {model.table} as {model.select_sql}", {**bound, **slices[0]})
             removed = 0
-            added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
         else:
             removed = connection.execute(
                 f'delete from {model.table} where "{model.incremental_by}" >= $since', {SINCE_PARAMETER: since}
             ).fetchone()[0]
-            added = connection.execute(f"insert into {model.table} by name {model.select_sql}", parameters).fetchone()[0]
+        for days in slices[1:] if full else slices:
+            connection.execute(f"insert into {model.table} by name {model.select_sql}", {**bound, **days})
+        added = connection.execute(
+            f'select count(*) from {model.table} where "{model.incremental_by}" >= $since', {SINCE_PARAMETER: since}
+        ).fetchone()[0]
         _write_state(connection, model, *state)
         connection.execute("commit")
     except BaseException:
         connection.execute("rollback")
         raise
-    return _rebuilt(model, connection, added, removed, exists, since)
+    return {**_rebuilt(model, connection, added, removed, exists, since), "slices": len(slices)}
+
+
+def _until(model: SqlModel, day: dt.date) -> dict[str, dt.date]:
+    return {UNTIL_PARAMETER: day} if UNTIL_PARAMETER in model.parameters else {}
+
+
+def _day_slices(model: SqlModel, since: dt.date, days: dict) -> list[dict[str, dt.date]]:
+    """The landing days from `since` on in slices of consecutive days of at most `build_rows_per_slice()` raw rows
+    (or one day), as ($since, $until) parameters. A slice's rows depend on its days and on the raw rows landed before
+    it (an event id that landed earlier keeps that occurrence), so slices in order build what one statement builds:
+    the first build of a 5M-customer shop's events in one statement spilled 25 GB. A model without $until: one."""
+    if UNTIL_PARAMETER not in model.parameters:
+        return [{SINCE_PARAMETER: since}]
+    rows_per_day: dict[dt.date, int] = {}
+    for (_, day), (rows, _) in days.items():
+        if day is not None and day >= since:
+            rows_per_day[day] = rows_per_day.get(day, 0) + rows
+    starts, rows = [since], 0
+    for day in sorted(rows_per_day):
+        if rows and rows + rows_per_day[day] > environment.build_rows_per_slice():
+            starts.append(day)
+            rows = 0
+        rows += rows_per_day[day]
+    ends = [*starts[1:], NO_LATER_DAY]
+    return [{SINCE_PARAMETER: start, UNTIL_PARAMETER: end} for start, end in zip(starts, ends)]
 
 
 def _rebuilt(model: SqlModel, connection, added: int, removed: int, exists: bool, since: dt.date) -> dict[str, object]:

@@ -83,9 +83,9 @@ def test_every_model_of_the_project_loads_with_metadata():
     settings = set(LifecycleSettings.model_fields)
     for model in models.values():
         assert model.description and model.owners
-        # `since` (the earliest landing day to rebuild) is the factory's own, for models built by landing day, and so
-        # are `batch` and `batches`, for models built in batches
-        factory = ({"since"} if model.incremental_by else set()) | ({"batch", "batches"} if model.batch_keys else set())
+        # `since` and `until` (the landing days to rebuild) are the factory's own, for models built by landing day, and
+        # so are `batch` and `batches`, for models built in batches
+        factory = ({"since", "until"} if model.incremental_by else set()) | ({"batch", "batches"} if model.batch_keys else set())
         assert set(model.parameters) - factory <= settings, model.table
     # every staging model of a dated entity cuts at the as-of date through the bound parameter
     for table in ("staging.stg_customers", "staging.stg_orders", "staging.stg_interactions"):

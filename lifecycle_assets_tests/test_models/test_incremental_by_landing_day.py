@@ -129,3 +129,24 @@ def test_a_column_added_to_the_model_is_filled_on_every_row(warehouse, tmp_path)
     assert build(warehouse, 10, model)["rebuilt_from"] == "every landing day"
     assert warehouse.execute("select count(*) from staging.stg_interactions where source_file is null").fetchone()[0] == 0
     assert built(warehouse) == expected(warehouse, 10)
+
+
+def test_many_days_are_rebuilt_a_slice_of_days_at_a_time_with_the_same_events(warehouse, monkeypatch):
+    """A first build, a day re-ingested long ago and a full refresh of a large shop read at most
+    LIFECYCLE_BUILD_ROWS_PER_SLICE raw rows per statement (84M events in one spilled 25 GB), whole days, in
+    order: an event id resent on a later day keeps its first occurrence across slices."""
+    monkeypatch.setenv("LIFECYCLE_BUILD_ROWS_PER_SLICE", "3")
+    first = build(warehouse, 10)
+    assert first["slices"] == 10  # two events a day, three on day 6: a day per slice
+    assert built(warehouse) == expected(warehouse, 10)
+    assert ("e3a", at(3), day(3), "page_view", "ann", None, None, None, None) in built(warehouse)
+
+    land(warehouse, 3, [("e3b", 3, "add_to_cart", "bob")], ingested=dt.datetime(2026, 1, 1, 8))
+    corrected = build(warehouse, 10)
+    assert corrected["rebuilt_from"] == day(3).isoformat() and corrected["slices"] == 7  # days 3 (now 1 row) and 4 together
+    assert built(warehouse) == expected(warehouse, 10)
+    assert ("e3a", at(3), day(3), "add_to_cart", "zoe", None, None, None, None) in built(warehouse)
+
+    monkeypatch.setenv("LIFECYCLE_BUILD_ROWS_PER_SLICE", "5")
+    refreshed = build(warehouse, 10, full_refresh=True)
+    assert refreshed["slices"] == 5 and built(warehouse) == expected(warehouse, 10)
