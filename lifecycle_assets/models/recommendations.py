@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import re
 import uuid
@@ -27,10 +26,10 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from scipy.stats import binomtest
 
-from lifecycle_assets.environment import build_keys_per_batch, recommendations_dir
+from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import bound_parameters, bound_build_memory, create_table, load_models
+from lifecycle_assets.models.sql_models import batches_for, bound_build_memory, bound_parameters, create_table, load_models
 
 SITE_TABLE = "marts.site_recommendations"
 CROSS_SELL_TABLE = "marts.checkout_cross_sell"
@@ -74,8 +73,7 @@ def export_recommendations(connection, folder: Path, as_of: dt.date) -> dict[str
         # states stay in memory, so the rows are grouped build_keys_per_batch() visitors at a time (by a hash of the
         # visitor): at 5M customers (4.1M visitors) one statement ran out of the 4 GB build limit.
         rows_table = f"export_{stem}"
-        visitors = connection.execute(f"select approx_count_distinct(hash({keys})) from {table}").fetchone()[0]
-        batches = max(1, math.ceil(visitors / build_keys_per_batch()))
+        batches = batches_for(connection.execute(f"select approx_count_distinct(hash({keys})) from {table}").fetchone()[0])
         groups = f"{rows_table}_groups"
         try:
             for batch in range(batches):

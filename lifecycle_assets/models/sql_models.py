@@ -426,6 +426,11 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     return {"row_count": row_count, "rows_added": row_count, "rows_updated": 0, "rows_removed": 0, "full_refresh": bool(exists)}
 
 
+def batches_for(keys: int) -> int:
+    """How many statements build `keys` keys: at most `build_keys_per_batch()` keys each, at least one."""
+    return max(1, math.ceil(keys / environment.build_keys_per_batch()))
+
+
 def create_table(connection, model: SqlModel, table: str, select_sql: str, bound: dict[str, object]) -> int:
     """Create `table` as the model's SELECT (or `select_sql`, the same SELECT over other tables); return the batches.
 
@@ -438,9 +443,8 @@ def create_table(connection, model: SqlModel, table: str, select_sql: str, bound
     if not model.batch_keys:
         connection.execute(f"create or replace table {table} as {select_sql}", bound)
         return 1
-    counts = " union all ".join(f"select approx_count_distinct({key}) as keys from {table}" for table, key in model.batch_keys)
-    keys = connection.execute(f"select max(keys) from ({counts})").fetchone()[0]
-    batches = max(1, math.ceil(keys / environment.build_keys_per_batch()))
+    counts = " union all ".join(f"select approx_count_distinct({key}) as keys from {source}" for source, key in model.batch_keys)
+    batches = batches_for(connection.execute(f"select max(keys) from ({counts})").fetchone()[0])
     for batch in range(batches):
         written = f"create or replace table {table} as" if batch == 0 else f"insert into {table} by name"
         connection.execute(f"{written} {select_sql}", {**bound, "batch": batch, "batches": batches})
@@ -574,18 +578,16 @@ def _build_by_landing_day(model: SqlModel, connection, bound: dict[str, object],
     # The table and what it was built from change together, or neither does.
     connection.execute("begin transaction")
     try:
+        added = 0
         if full:
             connection.execute(f"create or replace table {model.table} as {model.select_sql}", {**bound, **slices[0]})
-            removed = 0
+            added, removed = connection.execute(f"select count(*) from {model.table}").fetchone()[0], 0
         else:
             removed = connection.execute(
                 f'delete from {model.table} where "{model.incremental_by}" >= $since', {SINCE_PARAMETER: since}
             ).fetchone()[0]
         for days in slices[1:] if full else slices:
-            connection.execute(f"insert into {model.table} by name {model.select_sql}", {**bound, **days})
-        added = connection.execute(
-            f'select count(*) from {model.table} where "{model.incremental_by}" >= $since', {SINCE_PARAMETER: since}
-        ).fetchone()[0]
+            added += connection.execute(f"insert into {model.table} by name {model.select_sql}", {**bound, **days}).fetchone()[0]
         _write_state(connection, model, *state)
         connection.execute("commit")
     except BaseException:
@@ -655,8 +657,8 @@ def _create_in_key_batches(model: SqlModel, connection, bound: dict[str, object]
     by a hash of the key) make the same table as one statement, within the build's memory limit: DuckDB
     cannot spill every aggregate state, and stg_customers of 5M customers in one statement ran out of 4 GB.
     """
-    batches = math.ceil(key_count / environment.build_keys_per_batch())
-    if batches <= 1:
+    batches = batches_for(key_count)
+    if batches == 1:
         connection.execute(f"create or replace table {model.table} as {model.select_sql}", bound)
         return
     key_list = _column_list(model.incremental_key)
