@@ -1,6 +1,7 @@
 """Time-travel backtest of the departing flag: rebuild the stages as of a past day from what was known then.
 
-The calibration day C (default: as_of minus lapse_horizon_days) gets a catalog of its own (a
+The calibration day C (as an asset: the latest day of the backtest grid on or before as_of, minus
+lapse_horizon_days; see models/backtest_inputs.py) gets a catalog of its own (a
 DuckDB file attached to the warehouse's connection, kept beside the warehouse as
 ``<warehouse>.lapse_backtest.duckdb``) whose raw tables are views keeping only the rows that
 *landed* on or before C, and the models customer_lifecycle needs (lapse model included) are built
@@ -10,7 +11,8 @@ always safe (the next build rebuilds it whole); interactions are left out, as no
 in (C, C + judge_days]. The project's flag is set side by side with the fixed 90-day rule, the
 fixed 180-day rule and the previous rhythm rule (3+ purchase days: 2 x the median gap).
 
-As an asset (`marts.lapse_backtest`) at every build, and as a command:
+As an asset (`marts.lapse_backtest`) at every build (judged again when the grid's day or what it reads moved,
+else the stored figures shown again), and as a command:
 
     python -m lifecycle_assets.backtest (--landing DIR | --cdnow) --calibrate-to YYYY-MM-DD --judge-days N [--flags-csv FILE]
 """
@@ -33,6 +35,7 @@ from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.sample_data.cdnow import convert_cdnow  # the project's CDNOW converter, imported here only
 from lifecycle_assets.metadata import markdown_table
+from lifecycle_assets.models.backtest_inputs import FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, stored_fingerprint
 from lifecycle_assets.models.settings import RAW_ENTITIES, LifecycleSettings
 from lifecycle_assets.models.sql_models import build_all, load_models
 
@@ -209,22 +212,22 @@ def run_backtest(connection, settings: LifecycleSettings, calibration: dt.date, 
     )
 
 
-def write_backtest(connection, result: BacktestResult | None) -> None:
-    """The backtest table; empty when there was nothing to judge yet."""
+def write_backtest(connection, result: BacktestResult | None, fingerprint: str | None = None) -> None:
+    """The backtest table, with the fingerprint of what it read (backtest_inputs); empty when there was nothing to judge yet."""
     connection.execute("create schema if not exists marts")
     connection.execute(
         f"""
         create or replace table {BACKTEST_TABLE} (
             detector varchar, flagged_share double, balanced_accuracy double, precision double, recall double,
             auc double, calibrated_to date, judge_days integer, customers_judged integer, lapse_share double,
-            departing_rule varchar
+            departing_rule varchar, departing_rule_reason varchar, judged_at timestamp, {FINGERPRINT_COLUMN} varchar
         )
         """
     )
     if result is None:
         return
     connection.executemany(
-        f"insert into {BACKTEST_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {BACKTEST_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::timestamp, ?)",
         [
             (
                 name,
@@ -234,10 +237,44 @@ def write_backtest(connection, result: BacktestResult | None) -> None:
                 result.customers_judged,
                 result.lapse_share,
                 result.departing_rule,
+                result.departing_rule_reason,
+                fingerprint,
             )
             for name in DETECTORS
         ],
     )
+
+
+def stored_backtest(connection) -> tuple[BacktestResult, dt.datetime]:
+    """The figures in the backtest table as a result (without the per-customer flags), and when they were judged."""
+    rows = connection.execute(
+        f"select detector, {', '.join(METRICS)}, calibrated_to, judge_days, customers_judged, lapse_share, departing_rule, "
+        f"departing_rule_reason, judged_at from {BACKTEST_TABLE}"
+    ).fetchall()
+    first = rows[0]
+    metrics = {row[0]: {metric: (float("nan") if value is None else value) for metric, value in zip(METRICS, row[1:6])} for row in rows}
+    result = BacktestResult(
+        calibrated_to=first[6], judge_days=first[7], customers_judged=first[8], lapse_share=first[9],
+        departing_rule=first[10], departing_rule_reason=first[11], metrics=metrics, flags=[],
+    )
+    return result, first[12]
+
+
+def backtest_fingerprint(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int) -> str:
+    """What the backtest reads: the raw rows landed by the calibration day (their count and latest ingest: a
+    re-ingested day moves it) and the purchases it judges on."""
+    existing = {row[0] for row in connection.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
+    queries = [
+        (f"select count(*), max(_ingested_at) from raw.{entity} where _landing_date <= ?", [calibration])
+        for entity in RAW_ENTITIES
+        if entity in existing and entity not in NOT_READ_BY_THE_STAGES
+    ]
+    queries.append((
+        "select count(*), sum(hash(customer_id, ordered_on)) from staging.stg_orders "
+        "where is_purchase and ordered_on > ? and ordered_on <= ?",
+        [calibration, calibration + dt.timedelta(days=judge_days)],
+    ))
+    return inputs_fingerprint(connection, settings, calibration, queries)
 
 
 def write_flags_csv(result: BacktestResult, path: Path) -> None:
@@ -255,24 +292,31 @@ def write_flags_csv(result: BacktestResult, path: Path) -> None:
     group_name="lifecycle",
     kinds={"duckdb", "python"},
     owners=["team:data"],
-    description="Time-travel backtest of the departing flag: the stages rebuilt as of as_of minus lapse_horizon_days "
-    "from rows landed by then, judged on who did not buy in the lapse_horizon_days after; the project's flag side "
+    description="Time-travel backtest of the departing flag: the stages rebuilt as of the backtest grid's day "
+    "(backtest_every_days) minus lapse_horizon_days from rows landed by then, judged on who did not buy in the lapse_horizon_days after; the project's flag side "
     "by side with the fixed 90-day, fixed 180-day and previous rhythm rules.",
 )
 def lapse_backtest(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
     judge_days = lifecycle_settings.lapse_horizon_days
     with duckdb.get_connection() as connection:
         as_of = lifecycle_settings.resolve_as_of(connection)
-        try:
-            result = run_backtest(connection, lifecycle_settings, as_of - dt.timedelta(days=judge_days), judge_days)
-        except NotEnoughHistory as young_shop:
-            # A young shop is not an error: the build goes on and the asset says why there is no figure yet.
-            write_backtest(connection, None)
-            return dg.MaterializeResult(metadata={"not_enough_history": dg.MetadataValue.text(str(young_shop))})
-        write_backtest(connection, result)
+        calibration = judged_as_of(as_of, lifecycle_settings.backtest_every_days) - dt.timedelta(days=judge_days)
+        fingerprint = backtest_fingerprint(connection, lifecycle_settings, calibration, judge_days)
+        judged_again = fingerprint != stored_fingerprint(connection, BACKTEST_TABLE)
+        if judged_again:
+            try:
+                result = run_backtest(connection, lifecycle_settings, calibration, judge_days)
+            except NotEnoughHistory as young_shop:
+                # A young shop is not an error: the build goes on and the asset says why there is no figure yet.
+                write_backtest(connection, None)
+                return dg.MaterializeResult(metadata={"not_enough_history": dg.MetadataValue.text(str(young_shop))})
+            write_backtest(connection, result, fingerprint)
+        result, judged_at = stored_backtest(connection)
     metadata: dict[str, object] = {
         "backtest": dg.MetadataValue.md(result.markdown()),
         "calibrated_to": dg.MetadataValue.text(result.calibrated_to.isoformat()),
+        "judged_this_build": dg.MetadataValue.bool(judged_again),
+        "judged_at": dg.MetadataValue.text(judged_at.isoformat(timespec="seconds")),
         "judge_days": dg.MetadataValue.int(result.judge_days),
         "customers_judged": dg.MetadataValue.int(result.customers_judged),
         "lapse_share": dg.MetadataValue.float(result.lapse_share),

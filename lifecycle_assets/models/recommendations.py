@@ -9,7 +9,8 @@ either the previous build's file or this one, never half a file (docs/recommenda
 `recommendation_backtest` holds out each buyer's last purchase day, rebuilds the recommendations
 with the very SQL models from everything else (their own views and carts only from before that
 day, as the file built the night before would have known them), and counts how often the top N
-holds a product they then bought, against the popular products alone.
+holds a product they then bought, against the popular products alone. It judges as of the backtest
+grid's day and shows its stored figures while nothing it read changed (models/backtest_inputs.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import re
 import uuid
 from dataclasses import asdict, dataclass
+from dataclasses import fields as fields_of
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +30,7 @@ from scipy.stats import binomtest
 
 from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
+from lifecycle_assets.models.backtest_inputs import FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, stored_fingerprint
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import batches_for, bound_build_memory, bound_parameters, create_table, load_models
 
@@ -201,8 +204,8 @@ def _buyers_hit(work: str, lists: str) -> str:
     """
 
 
-def _prepare_held_out(connection, interest_days: int) -> None:
-    """The work schema: every buyer's last purchase day held out, their interest only from before it."""
+def _prepare_held_out(connection, interest_days: int, as_of: dt.date) -> None:
+    """The work schema: every buyer's last purchase day up to `as_of` held out, their interest only from before it."""
     work = WORK_SCHEMA
     for schema in (BASELINE_SCHEMA, work):
         connection.execute(f"drop schema if exists {schema} cascade")
@@ -213,9 +216,10 @@ def _prepare_held_out(connection, interest_days: int) -> None:
         select customer_id, max(ordered_on) as held_out_on,
             count(distinct ordered_on) > 1 as bought_before
         from staging.stg_order_items
-        where is_purchase
+        where is_purchase and ordered_on <= $as_of
         group by customer_id
-        """
+        """,
+        {"as_of": as_of},
     )
     connection.execute(
         f"""
@@ -235,8 +239,10 @@ def _prepare_held_out(connection, interest_days: int) -> None:
         select items.customer_id, items.order_id, items.product_id, items.ordered_on, items.is_purchase
         from staging.stg_order_items as items
         left join {work}.held_out as held_out using (customer_id)
-        where items.is_purchase and (items.ordered_on < held_out.held_out_on or held_out.held_out_on is null)
-        """
+        where items.is_purchase and items.ordered_on <= $as_of
+            and (items.ordered_on < held_out.held_out_on or held_out.held_out_on is null)
+        """,
+        {"as_of": as_of},
     )
     # Only the judged buyers' views and carts matter, each from the interest window before their held-out day. A view,
     # not a copy: the site model reads it twice, and copying the events cost as much as joining them twice.
@@ -264,7 +270,7 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
     parameters["recommendations_interest_days"] = 1_000_000
     work, baseline = WORK_SCHEMA, BASELINE_SCHEMA
     try:
-        _prepare_held_out(connection, settings.recommendations_interest_days)
+        _prepare_held_out(connection, settings.recommendations_interest_days, as_of)
         for table in BACKTEST_MODELS:
             _build_on(connection, models[table], work, parameters)
         # The baseline: the same SQL with the personal part switched off (no views or carts, no pairs), so a
@@ -329,10 +335,15 @@ def summarise(top_n: int, judged: list[tuple[bool, bool, bool]]) -> Recommendati
     )
 
 
-def write_backtest(connection, result: RecommendationBacktest | None) -> None:
-    """marts.recommendation_backtest: one row per figure (empty when no buyer could be judged)."""
+def write_backtest(connection, result: RecommendationBacktest | None, judged_on: dt.date | None = None,
+                   fingerprint: str | None = None) -> None:
+    """marts.recommendation_backtest: one row per figure, with the day judged as of and the fingerprint of what it read
+    (backtest_inputs); empty when no buyer could be judged."""
     connection.execute("create schema if not exists marts")
-    connection.execute(f"create or replace table {BACKTEST_TABLE} (metric varchar, value double)")
+    connection.execute(
+        f"create or replace table {BACKTEST_TABLE} (metric varchar, value double, judged_as_of date, judged_at timestamp, "
+        f"{FINGERPRINT_COLUMN} varchar)"
+    )
     if result is None:
         return
     figures = {
@@ -340,7 +351,34 @@ def write_backtest(connection, result: RecommendationBacktest | None) -> None:
     }
     figures |= {"hit_rate_ci_low": result.hit_rate_ci[0], "hit_rate_ci_high": result.hit_rate_ci[1]}
     figures |= {"baseline_hit_rate_ci_low": result.baseline_hit_rate_ci[0], "baseline_hit_rate_ci_high": result.baseline_hit_rate_ci[1]}
-    connection.executemany(f"insert into {BACKTEST_TABLE} values (?, ?)", [(k, float(v)) for k, v in figures.items()])
+    connection.executemany(
+        f"insert into {BACKTEST_TABLE} values (?, ?, ?, current_timestamp::timestamp, ?)",
+        [(k, float(v), judged_on, fingerprint) for k, v in figures.items()],
+    )
+
+
+def stored_backtest(connection) -> tuple[RecommendationBacktest, dt.date, dt.datetime]:
+    """The figures in the backtest table as a result, the day they were judged as of and when."""
+    rows = connection.execute(f"select metric, value, judged_as_of, judged_at from {BACKTEST_TABLE}").fetchall()
+    figures = {row[0]: row[1] for row in rows}
+    fields = {}
+    for field in fields_of(RecommendationBacktest):
+        if field.name.endswith("_ci"):
+            fields[field.name] = (figures[f"{field.name}_low"], figures[f"{field.name}_high"])
+        else:
+            fields[field.name] = int(figures[field.name]) if field.type == "int" else figures[field.name]
+    return RecommendationBacktest(**fields), rows[0][2], rows[0][3]
+
+
+def backtest_fingerprint(connection, settings: LifecycleSettings, judged_on: dt.date) -> str:
+    """What the backtest reads up to the day it judges as of: the purchases, the views and carts, the products."""
+    return inputs_fingerprint(connection, settings, judged_on, [
+        ("select count(*), sum(hash(customer_id, order_id, product_id, ordered_on, is_purchase)) "
+         "from staging.stg_order_items where ordered_on <= ?", [judged_on]),
+        ("select count(*), sum(hash(customer_id, anonymous_id, product_id, event_type, occurred_at)) "
+         "from staging.stg_interactions where event_type in ('product_view', 'add_to_cart') and occurred_on <= ?", [judged_on]),
+        ("select count(*), sum(hash(products)) from staging.stg_products as products", []),
+    ])
 
 
 def backtest_metadata(result: RecommendationBacktest) -> dict[str, object]:
@@ -370,19 +408,28 @@ def backtest_metadata(result: RecommendationBacktest) -> dict[str, object]:
     group_name="lifecycle",
     kinds={"duckdb", "python"},
     owners=["team:data"],
-    description="Backtest of the site recommendations: each buyer's last purchase day held out, the recommendations "
-    "rebuilt by the same SQL from everything else (their own views and carts only from before that day); hit rate of "
+    description="Backtest of the site recommendations as of the backtest grid's day (backtest_every_days): each buyer's "
+    "last purchase day up to it held out, the recommendations rebuilt by the same SQL from everything else (their own views and carts only from before that day); hit rate of "
     "the top recommendations_site_count against the popular products alone.",
 )
 def recommendation_backtest(duckdb: DuckDBResource, lifecycle_settings: LifecycleSettings) -> dg.MaterializeResult:
     with duckdb.get_connection() as connection:
         bound_build_memory(connection)  # the export and the backtest are as big as the models
-        as_of = lifecycle_settings.resolve_as_of(connection)
-        result = run_recommendation_backtest(connection, lifecycle_settings, as_of)
-        write_backtest(connection, result)
-    if result is None:
-        return dg.MaterializeResult(metadata={"not_enough_history": dg.MetadataValue.text("no buyer to judge yet")})
-    return dg.MaterializeResult(metadata=backtest_metadata(result))
+        judged_on = judged_as_of(lifecycle_settings.resolve_as_of(connection), lifecycle_settings.backtest_every_days)
+        fingerprint = backtest_fingerprint(connection, lifecycle_settings, judged_on)
+        judged_again = fingerprint != stored_fingerprint(connection, BACKTEST_TABLE)
+        if judged_again:
+            result = run_recommendation_backtest(connection, lifecycle_settings, judged_on)
+            write_backtest(connection, result, judged_on, fingerprint)
+            if result is None:
+                return dg.MaterializeResult(metadata={"not_enough_history": dg.MetadataValue.text("no buyer to judge yet")})
+        result, judged_on, judged_at = stored_backtest(connection)
+    return dg.MaterializeResult(metadata={
+        **backtest_metadata(result),
+        "judged_as_of": dg.MetadataValue.text(judged_on.isoformat()),
+        "judged_this_build": dg.MetadataValue.bool(judged_again),
+        "judged_at": dg.MetadataValue.text(judged_at.isoformat(timespec="seconds")),
+    })
 
 
 RECOMMENDATION_ASSETS = (site_recommendation_files, recommendation_backtest)

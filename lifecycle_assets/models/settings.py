@@ -33,6 +33,10 @@ class LifecycleSettings(dg.ConfigurableResource):
     lapse_min_history_days: int = 180
     lapse_fit_sample: int = 100_000  # buyers sampled to fit (BG/NBD, classifier); every buyer is scored
     returned_window_days: int = 30
+    # The backtests (marts.lapse_backtest, marts.recommendation_backtest) judge as of the last day of a grid of this
+    # many days (Mondays for 7) and show their stored figures while nothing they read changed (models/backtest_inputs.py).
+    backtest_every_days: int = Field(default=7, ge=1, description="The backtests judge as of the latest day of a grid of "
+                                     "this many days (7: Mondays; 1: every as-of day), again when what they read changed.")
     rhythm_min_purchase_days: int = 3
     rhythm_overdue_multiple: float = 2.0
     rhythm_min_departing_days: int = 30

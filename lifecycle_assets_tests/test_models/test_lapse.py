@@ -254,3 +254,43 @@ def test_the_backtest_on_the_past_kept_from_the_last_build_equals_one_built_from
     assert today.flags == from_nothing.flags
     assert today.markdown() == from_nothing.markdown()
     assert today.flags != yesterday.flags
+
+
+def test_the_backtest_judges_once_a_week_and_again_when_what_it_read_changed(tmp_path):
+    """The asset judges as of the Monday on or before as_of (backtest_every_days 7) minus the horizon; within the
+    week the next builds show the stored figures, a re-ingested day landed before the calibration day judges again,
+    and so does the next Monday."""
+    from lifecycle_assets.backtest import lapse_backtest
+
+    database = shop_with_history(customers=400, last_day=400).write(tmp_path / "shop.duckdb")
+    stg_orders = [model for model in load_models() if model.table == "staging.stg_orders"]
+    with duckdb.connect(str(database)) as connection:
+        build_all(connection, LifecycleSettings(as_of=day(400).isoformat()), stg_orders)
+
+    def materialize(as_of: int) -> dict:
+        settings = LifecycleSettings(as_of=day(as_of).isoformat())
+        result = dg.materialize([lapse_backtest], resources={"duckdb": DuckDBResource(database=str(database)), "lifecycle_settings": settings})
+        metadata = result.asset_materializations_for_node("marts__lapse_backtest")[0].metadata
+        return {name: value.value for name, value in metadata.items()}
+
+    assert day(0).weekday() == 0 and day(399).weekday() == 0  # day 0 is a Monday, so is day 399
+    tuesday = materialize(400)
+    assert tuesday["judged_this_build"] and tuesday["calibrated_to"] == day(399 - 90).isoformat()
+    sunday = materialize(405)
+    assert not sunday["judged_this_build"]
+    assert {k: v for k, v in sunday.items() if k != "judged_this_build"} == {k: v for k, v in tuesday.items() if k != "judged_this_build"}
+
+    # A corrected export of a day landed before the calibration day (the ingest stamps a new _ingested_at).
+    with duckdb.connect(str(database)) as connection:
+        connection.execute(
+            "update raw.orders set status = 'refunded', _ingested_at = timestamp '2030-01-01' where _landing_date = ?", [day(250)]
+        )
+        build_all(connection, LifecycleSettings(as_of=day(400).isoformat()), stg_orders)
+    corrected = materialize(405)
+    assert corrected["judged_this_build"] and corrected["calibrated_to"] == day(399 - 90).isoformat()
+    with duckdb.connect(str(database)) as connection:
+        direct = run_backtest(connection, LifecycleSettings(as_of=day(405).isoformat()), day(399 - 90), 90)
+    assert corrected["backtest"] == direct.markdown() != tuesday["backtest"]
+
+    monday = materialize(406)
+    assert monday["judged_this_build"] and monday["calibrated_to"] == day(406 - 90).isoformat()

@@ -310,7 +310,8 @@ def test_backtest_asset_reports_the_hit_rates_as_metadata(build):
     connection = build(backtest_shop(), 4).connection
     database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
     connection.close()
-    settings = LifecycleSettings(as_of=day(4).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0)
+    settings = LifecycleSettings(as_of=day(4).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0,
+                                 backtest_every_days=1)
     result = dg.materialize([recommendation_backtest], resources={"duckdb": DuckDBResource(database=database), "lifecycle_settings": settings})
     metadata = result.asset_materializations_for_node("marts__recommendation_backtest")[0].metadata
     assert metadata["hit_rate"].value == pytest.approx(round(2 / 13, 4))
@@ -319,3 +320,41 @@ def test_backtest_asset_reports_the_hit_rates_as_metadata(build):
     with duckdb.connect(database, read_only=True) as warehouse:
         stored = dict(warehouse.execute("select metric, value from marts.recommendation_backtest").fetchall())
     assert stored["hit_rate"] == pytest.approx(2 / 13)
+
+
+def test_the_backtest_judges_as_of_monday_and_again_only_when_what_it_read_up_to_it_changed(build):
+    """backtest_every_days 7: as of the Monday on or before as_of. The next build in the week shows the stored
+    figures; an order after that Monday changes nothing judged, a corrected purchase before it judges again."""
+    connection = build(backtest_shop(), 9).connection
+    database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
+
+    def materialize(as_of: int) -> dict:
+        settings = LifecycleSettings(as_of=day(as_of).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0)
+        result = dg.materialize([recommendation_backtest], resources={"duckdb": DuckDBResource(database=database), "lifecycle_settings": settings})
+        metadata = result.asset_materializations_for_node("marts__recommendation_backtest")[0].metadata
+        return {name: value.value for name, value in metadata.items()}
+
+    connection.close()
+    assert day(7).weekday() == 0
+    # Every purchase (days 1-3) is before Monday day 7: the hits of the hand count above, 2 of 13.
+    tuesday = materialize(8)
+    assert tuesday["judged_this_build"] and tuesday["judged_as_of"] == day(7).isoformat()
+    assert (tuesday["hit_rate"], tuesday["customers_judged"]) == (pytest.approx(round(2 / 13, 4)), 13)
+    with duckdb.connect(database) as warehouse:  # the next day's orders: d1 buys tea on Wednesday
+        warehouse.execute(
+            "insert into staging.stg_order_items by name select * replace ('tea' as product_id, ? as ordered_on) "
+            "from staging.stg_order_items where customer_id = 'd1' limit 1", [day(9)]
+        )
+    wednesday = materialize(9)
+    assert not wednesday["judged_this_build"]
+    shown = lambda figures: repr(sorted((k, v) for k, v in figures.items() if k != "judged_this_build"))  # nan == nan
+    assert shown(wednesday) == shown(tuesday)
+    with duckdb.connect(database) as warehouse:  # a corrected export: e1's only purchase (tea) was coffee
+        warehouse.execute("update staging.stg_order_items set product_id = 'coffee' where customer_id = 'e1'")
+        settings = LifecycleSettings(as_of=day(10).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0)
+        direct = run_recommendation_backtest(warehouse, settings, day(7))
+    thursday = materialize(10)
+    assert thursday["judged_this_build"] and thursday["backtest"] == direct.markdown()
+    # e1 (no earlier purchase, shown the popular milk) misses either way, and d1's Wednesday tea (a hit, had it
+    # counted: milk buyers came back for tea) is after Monday: still 2 of 13.
+    assert (thursday["hit_rate"], thursday["customers_judged"]) == (pytest.approx(round(2 / 13, 4)), 13)

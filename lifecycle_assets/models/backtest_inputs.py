@@ -1,0 +1,61 @@
+"""When the backtests judge, and whether what a backtest read has changed since it last judged.
+
+A backtest rebuilds models on a held-out past, so it costs as much as the models themselves (a third
+of a daily run at 1M customers), while its answer moves slowly. Both backtests therefore judge as of
+the last day of a grid of `backtest_every_days` days (Mondays for 7) on or before the build's as-of
+day, and store a fingerprint of everything they read with their figures: the day, every setting, the
+model files and code, and the rows read up to that day. A build whose fingerprint equals the stored
+one shows the stored figures again instead of judging again; a changed rule or model, a re-ingested
+past day or a late order judges again. A backtest's figures are thus shown at every build, and
+judged again once a week or when what they judge changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+
+from lifecycle_assets.models.settings import LifecycleSettings
+from lifecycle_assets.models.sql_models import SQL_MODELS_DIR
+
+GRID_START = dt.date(1970, 1, 5)  # a Monday: a grid of 7 days falls on Mondays
+PACKAGE = Path(__file__).resolve().parents[1]
+# The code a backtest's figures depend on besides the SQL model files.
+CODE = ("backtest.py", "models/lapse.py", "models/recommendations.py", "models/settings.py", "models/sql_models.py")
+FINGERPRINT_COLUMN = "inputs_fingerprint"
+
+
+def judged_as_of(as_of: dt.date, every_days: int) -> dt.date:
+    """The latest day of the grid on or before `as_of` (every day for 1)."""
+    return as_of - dt.timedelta(days=(as_of - GRID_START).days % max(1, every_days))
+
+
+def code_version() -> str:
+    digest = hashlib.sha256()
+    for path in [*sorted(SQL_MODELS_DIR.rglob("*.sql")), *(PACKAGE / name for name in CODE)]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def inputs_fingerprint(connection, settings: LifecycleSettings, day: dt.date, queries: list[tuple[str, list]]) -> str:
+    """One hash of the judged day, the settings, the code and each query's answer (counts and hashes of the rows read)."""
+    digest = hashlib.sha256()
+    rules = {name: getattr(settings, name) for name in type(settings).model_fields if name != "as_of"}  # the day stands for it
+    digest.update(json.dumps({"day": day.isoformat(), "rules": rules}, sort_keys=True, default=str).encode())
+    digest.update(code_version().encode())
+    for sql, parameters in queries:
+        digest.update(repr(connection.execute(sql, parameters).fetchall()).encode())
+    return digest.hexdigest()
+
+
+def stored_fingerprint(connection, table: str) -> str | None:
+    """The fingerprint the table's figures were judged with; None when there are none (never built, an older table)."""
+    try:
+        return connection.execute(f"select any_value({FINGERPRINT_COLUMN}) from {table}").fetchone()[0]
+    except (duckdb.CatalogException, duckdb.BinderException):  # no such table, or one from before the column
+        return None
