@@ -35,7 +35,9 @@ from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.sample_data.cdnow import convert_cdnow  # the project's CDNOW converter, imported here only
 from lifecycle_assets.metadata import markdown_table
-from lifecycle_assets.models.backtest_inputs import FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, stored_fingerprint
+from lifecycle_assets.models.backtest_inputs import (
+    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, staging_as_known_on, stored_fingerprint,
+)
 from lifecycle_assets.models.settings import RAW_ENTITIES, LifecycleSettings
 from lifecycle_assets.models.sql_models import build_all, load_models
 
@@ -108,6 +110,7 @@ STAGES_THEN = f"""
     order by customer_id
 """
 PAST_CATALOG = "lapse_backtest_then"
+KNOWN_SCHEMA = "lapse_backtest_known"  # the orders as known at the judged window's end, while judging
 # Raw tables the stages and the lapse model do not read: interactions only reach customer_lifecycle
 # through suppression and site activity (customer_facts), which the backtest does not judge. They are
 # most of the raw rows, so the past is built with none (tested: the flags equal a build with them).
@@ -161,7 +164,7 @@ class NotEnoughHistory(ValueError):
 
 
 def run_backtest(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int) -> BacktestResult:
-    """Judge the flags built as of the calibration day against the purchases in staging.stg_orders after it."""
+    """Judge the flags built as of the calibration day against the purchases after it, as known at the window's end."""
     from sklearn.metrics import balanced_accuracy_score, precision_score, recall_score, roc_auc_score
 
     judged_until = calibration + dt.timedelta(days=judge_days)
@@ -169,14 +172,19 @@ def run_backtest(connection, settings: LifecycleSettings, calibration: dt.date, 
     with tempfile.TemporaryDirectory(prefix="lapse_backtest_") as workdir:
         catalog = kept or Path(workdir) / "as_known_then.duckdb"
         rows, reason = stages_as_known_then(connection, settings, calibration, judge_days, catalog)
-    bought = {
-        row[0]
-        for row in connection.execute(
-            "select distinct customer_id from staging.stg_orders "
-            "where is_purchase and ordered_on > $calibration and ordered_on <= $until",
-            {"calibration": calibration, "until": judged_until},
-        ).fetchall()
-    }
+    # Judged on the orders as the build of the window's last day knew them: a refund landed later changes nothing.
+    try:
+        staging_as_known_on(connection, KNOWN_SCHEMA, judged_until, settings, ("staging.stg_orders",))
+        bought = {
+            row[0]
+            for row in connection.execute(
+                f"select distinct customer_id from {KNOWN_SCHEMA}.stg_orders "
+                "where is_purchase and ordered_on > $calibration and ordered_on <= $until",
+                {"calibration": calibration, "until": judged_until},
+            ).fetchall()
+        }
+    finally:
+        connection.execute(f"drop schema if exists {KNOWN_SCHEMA} cascade")
     buyers = [row for row in rows if row[3] is not None]
     if not buyers:
         raise NotEnoughHistory(f"no buyer known on {calibration}: nothing to backtest yet")
@@ -261,20 +269,11 @@ def stored_backtest(connection) -> tuple[BacktestResult, dt.datetime]:
 
 
 def backtest_fingerprint(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int) -> str:
-    """What the backtest reads: the raw rows landed by the calibration day (their count and latest ingest: a
-    re-ingested day moves it) and the purchases it judges on."""
-    existing = {row[0] for row in connection.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
-    queries = [
-        (f"select count(*), max(_ingested_at) from raw.{entity} where _landing_date <= ?", [calibration])
-        for entity in RAW_ENTITIES
-        if entity in existing and entity not in NOT_READ_BY_THE_STAGES
-    ]
-    queries.append((
-        "select count(*), sum(hash(customer_id, ordered_on)) from staging.stg_orders "
-        "where is_purchase and ordered_on > ? and ordered_on <= ?",
-        [calibration, calibration + dt.timedelta(days=judge_days)],
-    ))
-    return inputs_fingerprint(connection, settings, calibration, queries)
+    """What the backtest reads: the raw rows landed by the end of the judged window (the past is built from those
+    landed by the calibration day, the purchases judged are known from those landed by the window's end)."""
+    judged_until = calibration + dt.timedelta(days=judge_days)
+    read = tuple(entity for entity in RAW_ENTITIES if entity not in NOT_READ_BY_THE_STAGES)
+    return inputs_fingerprint(connection, settings, calibration, landed_by(connection, judged_until, read))
 
 
 def write_flags_csv(result: BacktestResult, path: Path) -> None:

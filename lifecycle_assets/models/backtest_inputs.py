@@ -19,8 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import SQL_MODELS_DIR
+from lifecycle_assets.models.settings import RAW_ENTITIES, LifecycleSettings
+from lifecycle_assets.models.sql_models import SHARED_MACROS, SQL_MODELS_DIR, bound_parameters, create_table, load_models, select_sql_on
 
 GRID_START = dt.date(1970, 1, 5)  # a Monday: a grid of 7 days falls on Mondays
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -40,6 +40,36 @@ def code_version() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def landed_by(connection, day: dt.date, entities: tuple[str, ...] = RAW_ENTITIES) -> list[tuple[str, list]]:
+    """Fingerprint queries of the raw rows landed by `day`: per table their count and latest `_ingested_at` (a
+    re-ingested day stamps a new one; a day landed later changes neither)."""
+    existing = {row[0] for row in connection.execute(
+        "select table_name from information_schema.tables where table_schema = 'raw' and table_catalog = current_database()"
+    ).fetchall()}
+    return [
+        (f"select count(*), max(_ingested_at) from raw.{entity} where _landing_date <= ?", [day])
+        for entity in entities if entity in existing
+    ]
+
+
+def staging_as_known_on(connection, schema: str, day: dt.date, settings: LifecycleSettings, tables: tuple[str, ...]) -> None:
+    """Build the staging models `tables` (in build order) in `schema` as the build of `day` knew them: the same SQL as
+    of `day`, over views of the raw tables keeping the rows landed by then (a refund landed later is not known)."""
+    models = {model.table: model for model in load_models()}
+    connection.execute(SHARED_MACROS)
+    connection.execute(f"create schema if not exists {schema}")
+    parameters = settings.sql_parameters(day)
+    for table in tables:
+        model = models[table]
+        for source_schema, name in model.tables_read:
+            if source_schema == "raw":
+                connection.execute(
+                    f"create or replace view {schema}.{name} as select * from raw.{name} "
+                    f"where _landing_date <= date '{day.isoformat()}'"
+                )
+        create_table(connection, model, f"{schema}.{model.name}", select_sql_on(model, schema), bound_parameters(model, parameters))
 
 
 def inputs_fingerprint(connection, settings: LifecycleSettings, day: dt.date, queries: list[tuple[str, list]]) -> str:

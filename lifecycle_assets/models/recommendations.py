@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import uuid
 from dataclasses import asdict, dataclass
 from dataclasses import fields as fields_of
@@ -30,9 +29,11 @@ from scipy.stats import binomtest
 
 from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
-from lifecycle_assets.models.backtest_inputs import FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, stored_fingerprint
+from lifecycle_assets.models.backtest_inputs import (
+    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, staging_as_known_on, stored_fingerprint,
+)
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import batches_for, bound_build_memory, bound_parameters, create_table, load_models
+from lifecycle_assets.models.sql_models import batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on
 
 SITE_TABLE = "marts.site_recommendations"
 CROSS_SELL_TABLE = "marts.checkout_cross_sell"
@@ -134,6 +135,7 @@ def site_recommendation_files(duckdb: DuckDBResource, lifecycle_settings: Lifecy
 
 WORK_SCHEMA = "recommendation_backtest_work"
 BASELINE_SCHEMA = "recommendation_backtest_baseline"
+KNOWN_SCHEMA = "recommendation_backtest_known"  # staging as the judged day's build knew it, while preparing
 # The models the recommendations are made of, in build order; the backtest runs them on its own tables.
 BACKTEST_MODELS = ("marts.product_affinity", "intermediate.product_goes_with", "intermediate.product_bought_next",
                    "intermediate.looked_then_bought", SITE_TABLE)
@@ -174,16 +176,8 @@ class RecommendationBacktest:
         )
 
 
-def _model_sql_on(schema: str, model) -> str:
-    """The model's SELECT reading every staging/marts table from `schema` instead."""
-    sql = model.select_sql
-    for source_schema, name in model.tables_read:
-        sql = re.sub(rf"\b{source_schema}\.{name}\b", f"{schema}.{name}", sql)
-    return sql
-
-
 def _build_on(connection, model, schema: str, parameters: dict[str, object]) -> None:
-    create_table(connection, model, f"{schema}.{model.name}", _model_sql_on(schema, model), bound_parameters(model, parameters))
+    create_table(connection, model, f"{schema}.{model.name}", select_sql_on(model, schema), bound_parameters(model, parameters))
 
 
 def _buyers_hit(work: str, lists: str) -> str:
@@ -204,47 +198,51 @@ def _buyers_hit(work: str, lists: str) -> str:
     """
 
 
-def _prepare_held_out(connection, interest_days: int, as_of: dt.date) -> None:
-    """The work schema: every buyer's last purchase day up to `as_of` held out, their interest only from before it."""
-    work = WORK_SCHEMA
-    for schema in (BASELINE_SCHEMA, work):
+def _prepare_held_out(connection, settings: LifecycleSettings, as_of: dt.date) -> None:
+    """The work schema: every buyer's last purchase day up to `as_of` held out, their interest only from before it; the
+    orders, lines and products as the build of `as_of` knew them (a refund landed later is not known)."""
+    work, known = WORK_SCHEMA, KNOWN_SCHEMA
+    for schema in (BASELINE_SCHEMA, work, known):
         connection.execute(f"drop schema if exists {schema} cascade")
     connection.execute(f"create schema {work}")
-    connection.execute(
-        f"""
-        create table {work}.held_out as
-        select customer_id, max(ordered_on) as held_out_on,
-            count(distinct ordered_on) > 1 as bought_before
-        from staging.stg_order_items
-        where is_purchase and ordered_on <= $as_of
-        group by customer_id
-        """,
-        {"as_of": as_of},
-    )
-    connection.execute(
-        f"""
-        create table {work}.held_out_products as
-        select distinct items.customer_id, items.product_id
-        from staging.stg_order_items as items
-        join {work}.held_out as held_out
-            on held_out.customer_id = items.customer_id and items.ordered_on = held_out.held_out_on
-        where items.is_purchase
-        """
-    )
-    # The backtest's models (BACKTEST_MODELS) read only purchases and only these columns of the order items: copying
-    # just those costs a fraction of copying every column.
-    connection.execute(
-        f"""
-        create table {work}.stg_order_items as
-        select items.customer_id, items.order_id, items.product_id, items.ordered_on, items.is_purchase
-        from staging.stg_order_items as items
-        left join {work}.held_out as held_out using (customer_id)
-        where items.is_purchase and items.ordered_on <= $as_of
-            and (items.ordered_on < held_out.held_out_on or held_out.held_out_on is null)
-        """,
-        {"as_of": as_of},
-    )
-    # Only the judged buyers' views and carts matter, each from the interest window before their held-out day. A view,
+    try:
+        staging_as_known_on(connection, known, as_of, settings, ("staging.stg_orders", "staging.stg_order_items", "staging.stg_products"))
+        connection.execute(
+            f"""
+            create table {work}.held_out as
+            select customer_id, max(ordered_on) as held_out_on,
+                count(distinct ordered_on) > 1 as bought_before
+            from {known}.stg_order_items
+            where is_purchase
+            group by customer_id
+            """
+        )
+        connection.execute(
+            f"""
+            create table {work}.held_out_products as
+            select distinct items.customer_id, items.product_id
+            from {known}.stg_order_items as items
+            join {work}.held_out as held_out
+                on held_out.customer_id = items.customer_id and items.ordered_on = held_out.held_out_on
+            where items.is_purchase
+            """
+        )
+        # The backtest's models (BACKTEST_MODELS) read only purchases and only these columns of the order items: copying
+        # just those costs a fraction of copying every column.
+        connection.execute(
+            f"""
+            create table {work}.stg_order_items as
+            select items.customer_id, items.order_id, items.product_id, items.ordered_on, items.is_purchase
+            from {known}.stg_order_items as items
+            left join {work}.held_out as held_out using (customer_id)
+            where items.is_purchase and (items.ordered_on < held_out.held_out_on or held_out.held_out_on is null)
+            """
+        )
+        connection.execute(f"create table {work}.stg_products as select * from {known}.stg_products")
+    finally:
+        connection.execute(f"drop schema if exists {known} cascade")
+    # Only the judged buyers' views and carts matter, each from the interest window before their held-out day (events
+    # land on the day they occur and the first landing of an event id counts, so this is what `as_of` knew). A view,
     # not a copy: the site model reads it twice, and copying the events cost as much as joining them twice.
     # (A view takes no bound parameter; the number of days is an integer setting.)
     connection.execute(
@@ -254,11 +252,11 @@ def _prepare_held_out(connection, interest_days: int, as_of: dt.date) -> None:
         from staging.stg_interactions as events
         join {work}.held_out as held_out using (customer_id)
         where events.event_type in ('product_view', 'add_to_cart')
+            and events.landed_on <= date '{as_of.isoformat()}'
             and events.occurred_on < held_out.held_out_on
-            and events.occurred_on > held_out.held_out_on - {int(interest_days)}
+            and events.occurred_on > held_out.held_out_on - {int(settings.recommendations_interest_days)}
         """
     )
-    connection.execute(f"create view {work}.stg_products as select * from staging.stg_products")
 
 
 def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: dt.date) -> RecommendationBacktest | None:
@@ -270,7 +268,7 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
     parameters["recommendations_interest_days"] = 1_000_000
     work, baseline = WORK_SCHEMA, BASELINE_SCHEMA
     try:
-        _prepare_held_out(connection, settings.recommendations_interest_days, as_of)
+        _prepare_held_out(connection, settings, as_of)
         for table in BACKTEST_MODELS:
             _build_on(connection, models[table], work, parameters)
         # The baseline: the same SQL with the personal part switched off (no views or carts, no pairs), so a
@@ -371,14 +369,8 @@ def stored_backtest(connection) -> tuple[RecommendationBacktest, dt.date, dt.dat
 
 
 def backtest_fingerprint(connection, settings: LifecycleSettings, judged_on: dt.date) -> str:
-    """What the backtest reads up to the day it judges as of: the purchases, the views and carts, the products."""
-    return inputs_fingerprint(connection, settings, judged_on, [
-        ("select count(*), sum(hash(customer_id, order_id, product_id, ordered_on, is_purchase)) "
-         "from staging.stg_order_items where ordered_on <= ?", [judged_on]),
-        ("select count(*), sum(hash(customer_id, anonymous_id, product_id, event_type, occurred_at)) "
-         "from staging.stg_interactions where event_type in ('product_view', 'add_to_cart') and occurred_on <= ?", [judged_on]),
-        ("select count(*), sum(hash(products)) from staging.stg_products as products", []),
-    ])
+    """What the backtest reads: the raw orders, lines, events and products landed by the day it judges as of."""
+    return inputs_fingerprint(connection, settings, judged_on, landed_by(connection, judged_on, ("orders", "order_items", "interactions", "products")))
 
 
 def backtest_metadata(result: RecommendationBacktest) -> dict[str, object]:

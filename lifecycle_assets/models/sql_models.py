@@ -45,6 +45,7 @@ import graphlib
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -424,6 +425,14 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     create_table(connection, model, model.table, model.select_sql, bound)
     row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
     return {"row_count": row_count, "rows_added": row_count, "rows_updated": 0, "rows_removed": 0, "full_refresh": bool(exists)}
+
+
+def select_sql_on(model: SqlModel, schema: str) -> str:
+    """The model's SELECT reading every table it reads (raw, staging, ...) from `schema` instead (a backtest's own)."""
+    sql = model.select_sql
+    for source_schema, name in model.tables_read:
+        sql = re.sub(rf"\b{source_schema}\.{name}\b", f"{schema}.{name}", sql)
+    return sql
 
 
 def batches_for(keys: int) -> int:

@@ -276,6 +276,15 @@ def test_the_backtest_judges_once_a_week_and_again_when_what_it_read_changed(tmp
     assert day(0).weekday() == 0 and day(399).weekday() == 0  # day 0 is a Monday, so is day 399
     tuesday = materialize(400)
     assert tuesday["judged_this_build"] and tuesday["calibrated_to"] == day(399 - 90).isoformat()
+    # Landed on Wednesday: refunds of every purchase of the last 30 days to Monday (days 370-399, in the judged
+    # window). As known on Monday they were purchases: the figures stand.
+    with duckdb.connect(str(database)) as connection:
+        refunded = connection.execute(
+            "insert into raw.orders by name select * replace ('refunded' as status, ? as updated_at, ? as _landing_date) "
+            "from raw.orders where ordered_at::date between ? and ? and status = 'completed'", [at(401), day(401), day(370), day(399)]
+        ).fetchone()[0]
+        assert refunded > 0
+        build_all(connection, LifecycleSettings(as_of=day(401).isoformat()), stg_orders)
     sunday = materialize(405)
     assert not sunday["judged_this_build"]
     assert {k: v for k, v in sunday.items() if k != "judged_this_build"} == {k: v for k, v in tuesday.items() if k != "judged_this_build"}
@@ -285,11 +294,13 @@ def test_the_backtest_judges_once_a_week_and_again_when_what_it_read_changed(tmp
         connection.execute(
             "update raw.orders set status = 'refunded', _ingested_at = timestamp '2030-01-01' where _landing_date = ?", [day(250)]
         )
-        build_all(connection, LifecycleSettings(as_of=day(400).isoformat()), stg_orders)
+        build_all(connection, LifecycleSettings(as_of=day(405).isoformat()), stg_orders)  # Sunday's build knows the refunds
     corrected = materialize(405)
     assert corrected["judged_this_build"] and corrected["calibrated_to"] == day(399 - 90).isoformat()
     with duckdb.connect(str(database)) as connection:
         direct = run_backtest(connection, LifecycleSettings(as_of=day(405).isoformat()), day(399 - 90), 90)
+        # the refunds landed on Wednesday are not known at the window's end: judged as bought, as on Tuesday
+        assert direct.customers_judged == tuesday["customers_judged"] and direct.lapse_share == pytest.approx(tuesday["lapse_share"])
     assert corrected["backtest"] == direct.markdown() != tuesday["backtest"]
 
     monday = materialize(406)

@@ -323,8 +323,9 @@ def test_backtest_asset_reports_the_hit_rates_as_metadata(build):
 
 
 def test_the_backtest_judges_as_of_monday_and_again_only_when_what_it_read_up_to_it_changed(build):
-    """backtest_every_days 7: as of the Monday on or before as_of. The next build in the week shows the stored
-    figures; an order after that Monday changes nothing judged, a corrected purchase before it judges again."""
+    """backtest_every_days 7: as of the Monday on or before as_of, from what had landed by then. The next builds in the
+    week show the stored figures: an order and a refund landed after Monday change nothing judged; a corrected export
+    of a day before it (re-ingested: a new _ingested_at) judges again."""
     connection = build(backtest_shop(), 9).connection
     database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
 
@@ -340,21 +341,36 @@ def test_the_backtest_judges_as_of_monday_and_again_only_when_what_it_read_up_to
     tuesday = materialize(8)
     assert tuesday["judged_this_build"] and tuesday["judged_as_of"] == day(7).isoformat()
     assert (tuesday["hit_rate"], tuesday["customers_judged"]) == (pytest.approx(round(2 / 13, 4)), 13)
-    with duckdb.connect(database) as warehouse:  # the next day's orders: d1 buys tea on Wednesday
+    with duckdb.connect(database) as warehouse:
+        # Landed on Wednesday: d1 buys tea (a hit, had it counted: milk buyers came back for tea), and e1's tea of
+        # day 1 is refunded (e1 would no longer be judged).
         warehouse.execute(
-            "insert into staging.stg_order_items by name select * replace ('tea' as product_id, ? as ordered_on) "
-            "from staging.stg_order_items where customer_id = 'd1' limit 1", [day(9)]
+            "insert into raw.orders by name select * replace ('d1-wed' as order_id, ? as ordered_at, ? as _landing_date) "
+            "from raw.orders where order_id = 'd1-1'", [at(9), day(9)]
+        )
+        warehouse.execute(
+            "insert into raw.order_items by name select * replace ('d1-wed' as order_id, 'tea' as product_id, ? as _landing_date) "
+            "from raw.order_items where order_id = 'd1-1'", [day(9)]
+        )
+        warehouse.execute(
+            "insert into raw.orders by name select * replace ('refunded' as status, ? as updated_at, ? as _landing_date) "
+            "from raw.orders where order_id = 'e1-1'", [at(9), day(9)]
         )
     wednesday = materialize(9)
     assert not wednesday["judged_this_build"]
     shown = lambda figures: repr(sorted((k, v) for k, v in figures.items() if k != "judged_this_build"))  # nan == nan
     assert shown(wednesday) == shown(tuesday)
-    with duckdb.connect(database) as warehouse:  # a corrected export: e1's only purchase (tea) was coffee
-        warehouse.execute("update staging.stg_order_items set product_id = 'coffee' where customer_id = 'e1'")
-        settings = LifecycleSettings(as_of=day(10).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0)
-        direct = run_recommendation_backtest(warehouse, settings, day(7))
+    with duckdb.connect(database) as warehouse:  # a corrected export of day 1: e1's tea was coffee
+        warehouse.execute(
+            "update raw.order_items set product_id = 'coffee', _ingested_at = ? where order_id = 'e1-1'", [at(10)]
+        )
+        staging = [model for model in load_models() if model.table in ("staging.stg_orders", "staging.stg_order_items")]
+        build_all(warehouse, LifecycleSettings(as_of=day(10).isoformat()), staging)  # Thursday's build
     thursday = materialize(10)
-    assert thursday["judged_this_build"] and thursday["backtest"] == direct.markdown()
-    # e1 (no earlier purchase, shown the popular milk) misses either way, and d1's Wednesday tea (a hit, had it
-    # counted: milk buyers came back for tea) is after Monday: still 2 of 13.
+    assert thursday["judged_this_build"] and thursday["judged_as_of"] == day(7).isoformat()
+    # As known on Monday: e1's coffee was a purchase (the refund came later) and misses either way (no earlier
+    # purchase, shown the popular milk); d1's Wednesday tea does not count: still 2 hits of 13 buyers.
     assert (thursday["hit_rate"], thursday["customers_judged"]) == (pytest.approx(round(2 / 13, 4)), 13)
+    with duckdb.connect(database) as warehouse:
+        settings = LifecycleSettings(as_of=day(10).isoformat(), recommendations_site_count=1, cross_sell_prior_orders=0)
+        assert thursday["backtest"] == run_recommendation_backtest(warehouse, settings, day(7)).markdown()
