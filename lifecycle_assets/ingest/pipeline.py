@@ -15,17 +15,16 @@ import duckdb
 import polars as pl
 
 from lifecycle_assets.ingest.contract import Entity
-from lifecycle_assets.ingest.landing import (
-    FILES_TABLE, LANDED_TABLE, READ_TABLE, LandingFile, RejectedFile, find_landing_files, load_landing_files,
-)
+from lifecycle_assets.ingest.landing import LandingFile, RejectedFile, find_landing_files, load_landing_files
 from lifecycle_assets.ingest.storage import clear_landing_days, ensure_tables, store_checked_rows, store_quarantined_files
 from lifecycle_assets.ingest.validation import BAD_TABLE, GOOD_TABLE, validate_landed
 
 # Landing files read per slice of a long range (LandingZone.slice_megabytes); a day is never split.
 DEFAULT_SLICE_BYTES = 256 * 2**20
 PREVIEW_ROWS = 5
-# Where a long range's checked slices wait for the transaction that stores them (a table per entity, dropped after).
-INCOMING_SCHEMA = "incoming"
+# The in-memory catalogs the slices are read and checked into (`<name>_<slice>`, one at a time), by the run's second
+# connection.
+SLICE_CATALOG = "landing_slice"
 QUARANTINED_FILES_SCHEMA = {
     "entity": pl.String,
     "landing_date": pl.Date,
@@ -91,44 +90,48 @@ def ingest_days(
 ) -> IngestOutcome:
     """Read, validate and store one entity's landing days `days` (consecutive, oldest first), in one transaction.
 
-    A long range is read and checked a slice of whole landing days at a time (at most `slice_bytes` of files, or
-    one day): DuckDB holds one slice's rows as text, not the range's (a year of a 5M-customer shop in one piece
-    spilled 27.7 GB). Each slice's checked rows wait, typed and compressed, in the `incoming` schema until the
-    transaction that replaces the range's days; reading stays outside it, since a file DuckDB refuses (found by
-    reading it) would abort the transaction. The duplicate rule is within a landing day, so slices change no
-    row's fate.
+    The range is read and checked a slice of whole landing days at a time (at most `slice_bytes` of files, or one
+    day): DuckDB holds one slice's rows as text, not the range's (a year of a 5M-customer shop in one piece spilled
+    27.7 GB). A second connection reads and checks each slice into an in-memory catalog of its own, outside the run's
+    transaction, since a file DuckDB refuses (found by reading it) would abort a transaction; the run's transaction,
+    open from the first slice on, clears the range's days and stores each slice's rows and quarantined rows straight
+    from that catalog, which then goes. The rows are written once. The duplicate rule is within a landing day, so
+    slices change no row's fate.
     """
     ensure_tables(con)
     files, rejected = find_landing_files(Path(root), entity, days)
-    pieces = slices_of(files, days, slice_bytes)
-    waiting = len(pieces) > 1  # one slice is stored straight from its temp views
-    good, bad = (f"{INCOMING_SCHEMA}.{entity.name}", f"{INCOMING_SCHEMA}.{entity.name}_quarantined") if waiting else (GOOD_TABLE, BAD_TABLE)
+    warehouse = con.execute("SELECT current_database()").fetchone()[0]
+    reader = con.cursor()  # its own connection: what fails there leaves the run's transaction alone
+    configure(reader)
     stored = quarantined = 0
     reasons: dict[str, int] = {}
     preview: pl.DataFrame | None = None
+    con.execute("BEGIN TRANSACTION")
     try:
-        if waiting:  # what a crashed run of this entity left goes
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {INCOMING_SCHEMA}")
-            _drop_incoming(con, good, bad)
-        for number, piece in enumerate(pieces):
-            landed = load_landing_files(con, entity, piece)
-            rejected += landed.rejected_files
-            validate_landed(con, entity)
-            stored += con.execute(f"SELECT count(*) FROM {GOOD_TABLE}").fetchone()[0]
-            for reason, rows in con.execute(f"SELECT reason, count(*) FROM {BAD_TABLE} GROUP BY reason").fetchall():
-                reasons[reason] = reasons.get(reason, 0) + rows
-                quarantined += rows
-            if preview is None or preview.height < PREVIEW_ROWS:
-                first_rows = con.execute(
-                    f"SELECT * EXCLUDE (_landing_date, _source_file, _row_number) FROM {GOOD_TABLE} "
-                    f"ORDER BY _landing_date, _source_file, _row_number LIMIT {PREVIEW_ROWS}"
-                ).pl()
-                preview = first_rows if preview is None else pl.concat([preview, first_rows]).head(PREVIEW_ROWS)
-            if waiting:
-                written = "CREATE TABLE {} AS" if number == 0 else "INSERT INTO {}"
-                con.execute(f"{written.format(good)} SELECT * FROM {GOOD_TABLE}")
-                con.execute(f"{written.format(bad)} SELECT * FROM {BAD_TABLE}")
-                _drop_read_tables(con)
+        clear_landing_days(con, entity, days[0], days[-1])
+        for number, piece in enumerate(slices_of(files, days, slice_bytes)):
+            # A new name per slice: the run's transaction keeps its view of a catalog it read from by that name.
+            catalog = f"{SLICE_CATALOG}_{number}"
+            reader.execute(f"ATTACH ':memory:' AS {catalog}")
+            try:
+                reader.execute(f"USE {catalog}")
+                landed = load_landing_files(reader, entity, piece)
+                rejected += landed.rejected_files
+                validate_landed(reader, entity, raw_catalog=warehouse)
+                stored += reader.execute(f"SELECT count(*) FROM {GOOD_TABLE}").fetchone()[0]
+                for reason, rows in reader.execute(f"SELECT reason, count(*) FROM {BAD_TABLE} GROUP BY reason").fetchall():
+                    reasons[reason] = reasons.get(reason, 0) + rows
+                    quarantined += rows
+                if preview is None or preview.height < PREVIEW_ROWS:
+                    first_rows = reader.execute(
+                        f"SELECT * EXCLUDE (_landing_date, _source_file, _row_number) FROM {GOOD_TABLE} "
+                        f"ORDER BY _landing_date, _source_file, _row_number LIMIT {PREVIEW_ROWS}"
+                    ).pl()
+                    preview = first_rows if preview is None else pl.concat([preview, first_rows]).head(PREVIEW_ROWS)
+                store_checked_rows(con, entity, run_id, f"{catalog}.{GOOD_TABLE}", f"{catalog}.{BAD_TABLE}")
+            finally:
+                reader.execute(f'USE "{warehouse}"')
+                reader.execute(f"DETACH {catalog}")
         outcome = IngestOutcome(
             rows_stored=stored,
             rows_quarantined=quarantined,
@@ -140,31 +143,11 @@ def ingest_days(
             ),
             preview=preview,
         )
-        con.execute("BEGIN TRANSACTION")
-        try:
-            clear_landing_days(con, entity, days[0], days[-1])
-            store_checked_rows(con, entity, run_id, good, bad)
-            store_quarantined_files(con, outcome.rejected_frame(entity.name), run_id)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        store_quarantined_files(con, outcome.rejected_frame(entity.name), run_id)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     finally:
-        _drop_read_tables(con)
-        if waiting:
-            _drop_incoming(con, good, bad)
+        reader.close()
     return outcome
-
-
-def _drop_incoming(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
-    """This entity's waiting tables only: another entity's run may be using its own."""
-    for table in tables:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-
-
-def _drop_read_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"DROP VIEW IF EXISTS {BAD_TABLE}")
-    con.execute(f"DROP VIEW IF EXISTS {GOOD_TABLE}")
-    con.execute(f"DROP VIEW IF EXISTS {LANDED_TABLE}")
-    for table in ("checked", READ_TABLE, FILES_TABLE):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
