@@ -56,7 +56,7 @@ class LandingFile:
 
 @dataclass
 class LandedRange:
-    """What a run found: the files whose rows the view `landed` shows, and those rejected."""
+    """What a run found: the files whose rows the `landed` temp view shows, and those rejected."""
 
     files_read: int = 0
     rejected_files: list[RejectedFile] = field(default_factory=list)
@@ -310,7 +310,7 @@ def _jsonl_error_reason(path: Path) -> str:
 def create_read_table(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
     columns = ", ".join(f"{_quote(c)} VARCHAR" for c in entity.column_names)
     con.execute(
-        f"CREATE OR REPLACE TABLE {READ_TABLE} ({columns}, _nested VARCHAR, _file INTEGER, _ordinal BIGINT)"
+        f"CREATE OR REPLACE TEMP TABLE {READ_TABLE} ({columns}, _nested VARCHAR, _file INTEGER, _ordinal BIGINT)"
     )
 
 
@@ -331,12 +331,12 @@ def _load(con: duckdb.DuckDBPyConnection, select, files: list[LandingFile], numb
 
 
 def load_landing_files(con: duckdb.DuckDBPyConnection, entity: Entity, files: list[LandingFile]) -> LandedRange:
-    """Define the view `landed` (in the current catalog): every readable row of the given landing files (`find_landing_files`), as text.
+    """Define the temp view `landed`: every readable row of the given landing files (`find_landing_files`), as text.
 
     Columns: the entity's columns (VARCHAR), `_nested` (the first contract column holding a list or
     object, if any), `_landing_date`, `_file` (the file's number, in the order of the file names),
     `_row_number` (1-based, header excluded) and `_ordinal` (the row's key in `landed_as_read`).
-    The table `landing_files` gives each file number with rows its `_source_file`.
+    The temp table `landing_files` gives each file number with rows its `_source_file`.
     """
     rejected: list[RejectedFile] = []
     create_read_table(con, entity)
@@ -388,7 +388,7 @@ def _attach_lineage(con: duckdb.DuckDBPyConnection, files: list[LandingFile], nu
     A view, not a table: the row rules read the landed rows once, so a copy would cost more than it saves.
     """
     con.execute(
-        f"CREATE OR REPLACE TABLE {FILES_TABLE} AS "
+        f"CREATE OR REPLACE TEMP TABLE {FILES_TABLE} AS "
         f"WITH starts AS (SELECT _file, min(_ordinal) AS _first FROM {READ_TABLE} GROUP BY _file), "
         "files AS (SELECT unnest(?::INTEGER[]) AS _file, unnest(?::VARCHAR[]) AS _source_file, "
         "unnest(?::DATE[]) AS _landing_date) "
@@ -396,7 +396,7 @@ def _attach_lineage(con: duckdb.DuckDBPyConnection, files: list[LandingFile], nu
         [[numbers[f.source_file] for f in files], [f.source_file for f in files], [f.landing_date for f in files]],
     )
     con.execute(
-        f"CREATE OR REPLACE VIEW {LANDED_TABLE} AS "
+        f"CREATE OR REPLACE TEMP VIEW {LANDED_TABLE} AS "
         "SELECT l.* EXCLUDE (_file, _ordinal), f._landing_date, l._file, l._ordinal - f._first + 1 AS _row_number, "
         f"l._ordinal FROM {READ_TABLE} AS l JOIN {FILES_TABLE} AS f USING (_file)"
     )

@@ -7,6 +7,8 @@ bounded by DuckDB's `memory_limit` (it spills to `temp_directory`), not by the r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,16 +17,18 @@ import duckdb
 import polars as pl
 
 from lifecycle_assets.ingest.contract import Entity
-from lifecycle_assets.ingest.landing import LandingFile, RejectedFile, find_landing_files, load_landing_files
-from lifecycle_assets.ingest.storage import clear_landing_days, ensure_tables, store_checked_rows, store_quarantined_files
+from lifecycle_assets.ingest.landing import (
+    FILES_TABLE, LANDED_TABLE, READ_TABLE, LandingFile, RejectedFile, find_landing_files, load_landing_files,
+)
+from lifecycle_assets.ingest.storage import (
+    clear_landing_days, ensure_tables, store_good_rows, store_quarantined_files, store_quarantined_rows,
+)
 from lifecycle_assets.ingest.validation import BAD_TABLE, GOOD_TABLE, validate_landed
 
 # Landing files read per slice of a long range (LandingZone.slice_megabytes); a day is never split.
 DEFAULT_SLICE_BYTES = 256 * 2**20
 PREVIEW_ROWS = 5
-# The in-memory catalogs the slices are read and checked into (`<name>_<slice>`, one at a time), by the run's second
-# connection.
-SLICE_CATALOG = "landing_slice"
+STREAM_BATCH_ROWS = 122_880  # rows per Arrow batch to the run's transaction: a row group (1M-row batches: 1M interactions +1.8 s)
 QUARANTINED_FILES_SCHEMA = {
     "entity": pl.String,
     "landing_date": pl.Date,
@@ -92,15 +96,15 @@ def ingest_days(
 
     The range is read and checked a slice of whole landing days at a time (at most `slice_bytes` of files, or one
     day): DuckDB holds one slice's rows as text, not the range's (a year of a 5M-customer shop in one piece spilled
-    27.7 GB). A second connection reads and checks each slice into an in-memory catalog of its own, outside the run's
-    transaction, since a file DuckDB refuses (found by reading it) would abort a transaction; the run's transaction,
-    open from the first slice on, clears the range's days and stores each slice's rows and quarantined rows straight
-    from that catalog, which then goes. The rows are written once. The duplicate rule is within a landing day, so
-    slices change no row's fate.
+    27.7 GB). A second connection reads and checks each slice, outside the run's transaction, since a file DuckDB
+    refuses (found by reading it) would abort a transaction. The run's transaction, open from the first slice on,
+    clears the range's days and stores each slice's rows as the second connection streams them (Arrow batches): the
+    rows are written once, and a slice is gone when the next is read (a transaction that read another connection's
+    tables would keep every slice until it ends). The duplicate rule is within a landing day, so slices change no
+    row's fate.
     """
     ensure_tables(con)
     files, rejected = find_landing_files(Path(root), entity, days)
-    warehouse = con.execute("SELECT current_database()").fetchone()[0]
     reader = con.cursor()  # its own connection: what fails there leaves the run's transaction alone
     configure(reader)
     stored = quarantined = 0
@@ -109,29 +113,25 @@ def ingest_days(
     con.execute("BEGIN TRANSACTION")
     try:
         clear_landing_days(con, entity, days[0], days[-1])
-        for number, piece in enumerate(slices_of(files, days, slice_bytes)):
-            # A new name per slice: the run's transaction keeps its view of a catalog it read from by that name.
-            catalog = f"{SLICE_CATALOG}_{number}"
-            reader.execute(f"ATTACH ':memory:' AS {catalog}")
-            try:
-                reader.execute(f"USE {catalog}")
-                landed = load_landing_files(reader, entity, piece)
-                rejected += landed.rejected_files
-                validate_landed(reader, entity, raw_catalog=warehouse)
-                stored += reader.execute(f"SELECT count(*) FROM {GOOD_TABLE}").fetchone()[0]
-                for reason, rows in reader.execute(f"SELECT reason, count(*) FROM {BAD_TABLE} GROUP BY reason").fetchall():
-                    reasons[reason] = reasons.get(reason, 0) + rows
-                    quarantined += rows
-                if preview is None or preview.height < PREVIEW_ROWS:
-                    first_rows = reader.execute(
-                        f"SELECT * EXCLUDE (_landing_date, _source_file, _row_number) FROM {GOOD_TABLE} "
-                        f"ORDER BY _landing_date, _source_file, _row_number LIMIT {PREVIEW_ROWS}"
-                    ).pl()
-                    preview = first_rows if preview is None else pl.concat([preview, first_rows]).head(PREVIEW_ROWS)
-                store_checked_rows(con, entity, run_id, f"{catalog}.{GOOD_TABLE}", f"{catalog}.{BAD_TABLE}")
-            finally:
-                reader.execute(f'USE "{warehouse}"')
-                reader.execute(f"DETACH {catalog}")
+        for piece in slices_of(files, days, slice_bytes):
+            landed = load_landing_files(reader, entity, piece)
+            rejected += landed.rejected_files
+            validate_landed(reader, entity)
+            stored += reader.execute(f"SELECT count(*) FROM {GOOD_TABLE}").fetchone()[0]
+            for reason, rows in reader.execute(f"SELECT reason, count(*) FROM {BAD_TABLE} GROUP BY reason").fetchall():
+                reasons[reason] = reasons.get(reason, 0) + rows
+                quarantined += rows
+            if preview is None or preview.height < PREVIEW_ROWS:
+                first_rows = reader.execute(
+                    f"SELECT * EXCLUDE (_landing_date, _source_file, _row_number) FROM {GOOD_TABLE} "
+                    f"ORDER BY _landing_date, _source_file, _row_number LIMIT {PREVIEW_ROWS}"
+                ).pl()
+                preview = first_rows if preview is None else pl.concat([preview, first_rows]).head(PREVIEW_ROWS)
+            # One stream at a time: the reader's next query ends its last result.
+            with _streamed(con, reader, GOOD_TABLE) as good:
+                store_good_rows(con, entity, good)
+            with _streamed(con, reader, BAD_TABLE) as bad:
+                store_quarantined_rows(con, run_id, bad)
         outcome = IngestOutcome(
             rows_stored=stored,
             rows_quarantined=quarantined,
@@ -149,5 +149,25 @@ def ingest_days(
         con.execute("ROLLBACK")
         raise
     finally:
+        _drop_read_tables(reader)
         reader.close()
     return outcome
+
+
+@contextmanager
+def _streamed(con: duckdb.DuckDBPyConnection, reader: duckdb.DuckDBPyConnection, view: str) -> Iterator[str]:
+    """The rows of the reader's `view` registered on `con` as a stream of Arrow batches: the name to select from."""
+    name = f"streamed_{view}"
+    con.register(name, reader.execute(f"SELECT * FROM {view}").to_arrow_reader(STREAM_BATCH_ROWS))
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
+def _drop_read_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP VIEW IF EXISTS {BAD_TABLE}")
+    con.execute(f"DROP VIEW IF EXISTS {GOOD_TABLE}")
+    con.execute(f"DROP VIEW IF EXISTS {LANDED_TABLE}")
+    for table in ("checked", READ_TABLE, FILES_TABLE):
+        con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -73,15 +73,17 @@ def clear_landing_days(con: duckdb.DuckDBPyConnection, entity: Entity, first_day
     )
 
 
-def store_checked_rows(con: duckdb.DuckDBPyConnection, entity: Entity, run_id: str,
-                       good: str = GOOD_TABLE, bad: str = BAD_TABLE) -> None:
-    """Store the validated rows (the temp views `good_rows`, `bad_rows`, or tables of the same columns), in the
-    caller's transaction."""
+def store_good_rows(con: duckdb.DuckDBPyConnection, entity: Entity, good: str = GOOD_TABLE) -> None:
+    """Store the validated rows (the view `good_rows`, or a relation of the same columns), in the caller's transaction."""
     con.execute(
         f"INSERT INTO raw.{entity.name} ({', '.join(entity.column_names)}, _landing_date, _source_file, "
         f"_row_number, _ingested_at) SELECT {', '.join(entity.column_names)}, "
         f"_landing_date, _source_file, _row_number, current_timestamp::TIMESTAMP FROM {good}"
     )
+
+
+def store_quarantined_rows(con: duckdb.DuckDBPyConnection, run_id: str, bad: str = BAD_TABLE) -> None:
+    """Store the quarantined rows (the view `bad_rows`, or a relation of the same columns), in the caller's transaction."""
     con.execute(
         "INSERT INTO quality.quarantined_rows SELECT entity, landing_date, source_file, row_number, "
         f"reason, raw_row, ?, current_timestamp::TIMESTAMP FROM {bad}",

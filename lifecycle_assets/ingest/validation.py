@@ -208,7 +208,7 @@ def is_valid_email(address: str) -> bool:
 
 def find_malformed_emails(con: duckdb.DuckDBPyConnection, entity: Entity, cleaned: dict[str, str]) -> None:
     """Fill the temp table `malformed_emails` with the landed addresses email-validator rejects."""
-    con.execute(f"CREATE OR REPLACE TABLE {MALFORMED_EMAILS_TABLE} (address VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {MALFORMED_EMAILS_TABLE} (address VARCHAR)")
     for column in (c for c in entity.columns if c.type == "email"):
         # A plain address has no whitespace to trim: the shape is checked on the value as landed (cheaper),
         # the others are judged as the row rules see them (trimmed).
@@ -227,14 +227,12 @@ def _case(rules: list[tuple[str, str]]) -> str:
     return "CASE " + " ".join(f"WHEN {condition} THEN {reason}" for condition, reason in rules) + " END"
 
 
-def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity, raw_catalog: str | None = None) -> None:
-    """Apply the row rules to the view `landed` (load_landing_files); defines the views `good_rows` and `bad_rows`
-    beside it, in the connection's current catalog (a slice's own, see pipeline.ingest_days).
+def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
+    """Apply the row rules to the `landed` temp table; defines the temp views `good_rows` and `bad_rows`.
 
-    References (an order's customer, an item's order and product) are looked up in the raw tables of
-    `raw_catalog` (default: the current catalog), which the entities referred to were written to earlier in the run.
+    References (an order's customer, an item's order and product) are looked up in the raw tables,
+    which the entities referred to were written to earlier in the same run.
     """
-    raw = f"{q(raw_catalog)}.raw" if raw_catalog else "raw"
     names = entity.column_names
     # The quarantined row as delivered (before trimming), looked up in the rows as read for bad rows only.
     raw_row = "to_json(struct_pack(" + ", ".join(f"{q(c)} := r.{q(c)}" for c in names) + "))"
@@ -252,7 +250,7 @@ def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity, raw_catalog:
     reference_rules = [
         (
             f"{q(column)} IS NOT NULL AND {q(column)} NOT IN "
-            f"(SELECT {q(key)} FROM {raw}.{referenced} WHERE {q(key)} IS NOT NULL)",
+            f"(SELECT {q(key)} FROM raw.{referenced} WHERE {q(key)} IS NOT NULL)",
             lit(f"unknown_{referenced.removesuffix('s')}"),
         )
         for column, referenced, key in entity.references
@@ -260,7 +258,7 @@ def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity, raw_catalog:
     later_rules = _case([("_occurrence > 1", lit("duplicate_id")), *reference_rules])
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE checked AS
+        CREATE OR REPLACE TEMP TABLE checked AS
         WITH cleaned AS (
             SELECT {cleaned}, _nested, _landing_date, _file, _row_number, _ordinal FROM {LANDED_TABLE}
         ),
@@ -286,11 +284,11 @@ def validate_landed(con: duckdb.DuckDBPyConnection, entity: Entity, raw_catalog:
     )
     good_columns = ", ".join(f"{typed(c)}::{SQL_TYPES[c.type]} AS {q(c.name)}" for c in entity.columns)
     con.execute(
-        f"CREATE OR REPLACE VIEW {GOOD_TABLE} AS SELECT {good_columns}, c._landing_date, f._source_file, "
+        f"CREATE OR REPLACE TEMP VIEW {GOOD_TABLE} AS SELECT {good_columns}, c._landing_date, f._source_file, "
         f"c._row_number FROM checked AS c JOIN {FILES_TABLE} AS f USING (_file) WHERE c._reason IS NULL"
     )
     con.execute(
-        f"CREATE OR REPLACE VIEW {BAD_TABLE} AS SELECT {lit(entity.name)} AS entity, c._landing_date AS landing_date, "
+        f"CREATE OR REPLACE TEMP VIEW {BAD_TABLE} AS SELECT {lit(entity.name)} AS entity, c._landing_date AS landing_date, "
         f"f._source_file AS source_file, c._row_number AS row_number, c._reason AS reason, {raw_row} AS raw_row "
         f"FROM checked AS c JOIN {READ_TABLE} AS r USING (_file, _ordinal) JOIN {FILES_TABLE} AS f USING (_file) "
         "WHERE c._reason IS NOT NULL"
