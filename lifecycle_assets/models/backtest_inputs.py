@@ -3,11 +3,12 @@
 A backtest rebuilds models on a held-out past, so it costs as much as the models themselves (a third
 of a daily run at 1M customers), while its answer moves slowly. Both backtests therefore judge as of
 the last day of a grid of `backtest_every_days` days (Mondays for 7) on or before the build's as-of
-day, and store a fingerprint of everything they read with their figures: the day, every setting, the
-model files and code, and the rows read up to that day. A build whose fingerprint equals the stored
-one shows the stored figures again instead of judging again; a changed rule or model, a re-ingested
-past day or a late order judges again. A backtest's figures are thus shown at every build, and
-judged again once a week or when what they judge changed.
+day, from what had landed by then, and store a fingerprint of everything they read with their figures:
+the day, every setting but as_of, the model files and code, and the raw rows landed by that day. A
+build whose fingerprint equals the stored one shows the stored figures again instead of judging again;
+a changed rule or model or a re-ingested day up to it judges again, a day landed after it does not. A
+backtest's figures are thus shown at every build, and judged again once a week or when what they read
+changed.
 """
 
 from __future__ import annotations
