@@ -67,19 +67,29 @@ named_products as (
     join tracking using (letter_key)
     group by letter_products.letter_key
 ),
+-- A letter's recommendations depend only on its list of products: they are ranked once per distinct list (6,070 lists
+-- for 50,832 letters at 1M customers; ranked per letter, the candidates were 4.9M rows and two thirds of the model's
+-- time), then given to the letters with that list. A list is handled by its number, cheaper to group by than the list.
+product_lists as (
+    select products, row_number() over () as list_number
+    from (select distinct products from letters)
+),
+list_products as (
+    select list_number, unnest(products) as product_id from product_lists
+),
 affinity_candidates as (
     select
-        letter_products.letter_key,
+        list_products.list_number,
         affinity.related_product_id as product_id,
         1 as source_order,
         -sum(affinity.confidence) as score
-    from letter_products
+    from list_products
     join marts.product_affinity as affinity using (product_id)
     group by all
 ),
 popular_candidates as (
-    select letters.letter_key, popular.product_id, 2 as source_order, popular.popularity_rank::double as score
-    from letters
+    select product_lists.list_number, popular.product_id, 2 as source_order, popular.popularity_rank::double as score
+    from product_lists
     cross join (
         select product_id, popularity_rank
         from marts.product_popularity
@@ -88,10 +98,10 @@ popular_candidates as (
 ),
 ranked_candidates as (
     select
-        candidates.letter_key,
+        candidates.list_number,
         candidates.product_id,
         row_number() over (
-            partition by candidates.letter_key
+            partition by candidates.list_number
             order by candidates.source_order, candidates.score, candidates.product_id
         ) as recommendation_rank
     from (
@@ -100,37 +110,39 @@ ranked_candidates as (
         select * from popular_candidates
     ) as candidates
     -- never recommend what the letter is already about
-    anti join letter_products using (letter_key, product_id)
+    anti join list_products using (list_number, product_id)
     qualify row_number() over (
-        partition by candidates.letter_key, candidates.product_id
+        partition by candidates.list_number, candidates.product_id
         order by candidates.source_order, candidates.score
     ) = 1
 ),
 recommendations as (
     select
-        ranked.letter_key,
+        letters.letter_key,
         list(
             {
                 'product_id': ranked.product_id,
-                'name': products.name,
-                'price': printf('%.2f', products.price),
-                'url': products.url || (case when contains(products.url, '?') then '&' else '?' end) || tracking.utm,
-                'image_url': products.image_url
+                'name': catalogue.name,
+                'price': printf('%.2f', catalogue.price),
+                'url': catalogue.url || (case when contains(catalogue.url, '?') then '&' else '?' end) || tracking.utm,
+                'image_url': catalogue.image_url
             }
             order by ranked.recommendation_rank
         ) as recommendations
     from (
         select
-            letter_key,
+            list_number,
             product_id,
-            row_number() over (partition by letter_key order by recommendation_rank) as position,
+            row_number() over (partition by list_number order by recommendation_rank) as position,
             recommendation_rank
         from ranked_candidates
+        qualify position <= $recommendations_count
     ) as ranked
-    join staging.stg_products as products using (product_id)
-    join tracking using (letter_key)
-    where ranked.position <= $recommendations_count
-    group by ranked.letter_key
+    join product_lists using (list_number)
+    join letters on letters.products is not distinct from product_lists.products
+    join staging.stg_products as catalogue on catalogue.product_id = ranked.product_id
+    join tracking on tracking.letter_key = letters.letter_key
+    group by letters.letter_key
 )
 select
     letters.letter_key,

@@ -171,6 +171,31 @@ def test_post_purchase_and_cross_sell_for_a_new_buyer(build):
     assert cross_sell["personalisation"]["recommendations"][0] == card("p2")
 
 
+def test_each_letter_recommends_by_its_own_products_and_never_one_it_is_about(build):
+    """Letters are ranked per list of products: bob and dan (p1) share one, cat (p3) has her own; p1, bought by
+    most orders, is never offered to the buyers of p1."""
+    shop = (
+        new_buyer_shop()
+        .product("p4")
+        .customer("eve", at(-50))
+        .order("e1", "eve", at(-50), [("p3", 1), ("p4", 1)])
+        .order("e2", "eve", at(-45), [("p3", 1), ("p4", 1)])
+        .customer("cat", at(0))
+        .order("c1", "cat", at(0), [("p3", 1)])
+        .customer("dan", at(0))
+        .order("d1", "dan", at(0), [("p1", 1)])
+    )
+    built = build(shop, as_of=7)
+    offered = {
+        name: [card["product_id"] for card in built.letters(name)[f"cross_sell:{name}:{order}"]["personalisation"]["recommendations"]]
+        for name, order in (("bob", "b1"), ("cat", "c1"), ("dan", "d1"))
+    }
+    assert offered["bob"][0] == offered["dan"][0] == "p2"  # bought with p1 in Ann's orders
+    assert offered["cat"][0] == "p4"  # bought with p3 in Eve's orders
+    assert "p1" not in offered["bob"] + offered["dan"] and "p3" not in offered["cat"]
+    assert offered["bob"] == offered["dan"] and len(offered["bob"]) == 3
+
+
 def test_no_cross_sell_once_the_new_buyer_bought_again(build):
     shop = new_buyer_shop().order("b2", "bob", at(5))
     assert "cross_sell" not in build(shop, as_of=7).triggers("bob")
