@@ -234,8 +234,9 @@ def write_backtest(connection, result: BacktestResult | None, fingerprint: str |
     )
     if result is None:
         return
+    judged_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # one time for every row (each insert has its own)
     connection.executemany(
-        f"insert into {BACKTEST_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::timestamp, ?)",
+        f"insert into {BACKTEST_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 name,
@@ -246,6 +247,7 @@ def write_backtest(connection, result: BacktestResult | None, fingerprint: str |
                 result.lapse_share,
                 result.departing_rule,
                 result.departing_rule_reason,
+                judged_at,
                 fingerprint,
             )
             for name in DETECTORS

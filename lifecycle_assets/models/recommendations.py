@@ -349,9 +349,10 @@ def write_backtest(connection, result: RecommendationBacktest | None, judged_on:
     }
     figures |= {"hit_rate_ci_low": result.hit_rate_ci[0], "hit_rate_ci_high": result.hit_rate_ci[1]}
     figures |= {"baseline_hit_rate_ci_low": result.baseline_hit_rate_ci[0], "baseline_hit_rate_ci_high": result.baseline_hit_rate_ci[1]}
+    judged_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # one time for every row (each insert has its own)
     connection.executemany(
-        f"insert into {BACKTEST_TABLE} values (?, ?, ?, current_timestamp::timestamp, ?)",
-        [(k, float(v), judged_on, fingerprint) for k, v in figures.items()],
+        f"insert into {BACKTEST_TABLE} values (?, ?, ?, ?, ?)",
+        [(k, float(v), judged_on, judged_at, fingerprint) for k, v in figures.items()],
     )
 
 

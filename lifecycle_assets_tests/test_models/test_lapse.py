@@ -305,3 +305,5 @@ def test_the_backtest_judges_once_a_week_and_again_when_what_it_read_changed(tmp
 
     monday = materialize(406)
     assert monday["judged_this_build"] and monday["calibrated_to"] == day(406 - 90).isoformat()
+    with duckdb.connect(str(database)) as connection:  # one judgement: one time on every detector's row
+        assert connection.execute("select count(distinct judged_at) from marts.lapse_backtest").fetchone()[0] == 1
