@@ -29,8 +29,6 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
-from scipy.optimize import minimize
-from scipy.special import betaln, digamma, gammaln
 
 from lifecycle_assets.models.settings import LifecycleSettings
 
@@ -87,6 +85,8 @@ class BgNbd:
 
 def _negative_log_likelihood(log_parameters, x_values, x_index, t_x, age, weight) -> tuple[float, np.ndarray]:
     """Minus the BG/NBD log-likelihood and its gradient in the log-parameters (gamma terms once per distinct x)."""
+    from scipy.special import betaln, digamma, gammaln  # scipy is imported where used: it slows every process's start
+
     r, alpha, a, b = np.exp(log_parameters)
     per_x = gammaln(r + x_values) - gammaln(r) + betaln(a, b + x_values) - betaln(a, b)
     x = x_values[x_index]
@@ -115,6 +115,8 @@ def fit_bgnbd(x, t_x, age, sample_size: int = 100_000, seed: int = 0) -> BgNbd:
 
     Four parameters are pinned down long before 100k buyers; the sample keeps a 1M-buyer fit fast.
     """
+    from scipy.optimize import minimize
+
     x, t_x, age = (np.asarray(values, dtype=float) for values in (x, t_x, age))
     if len(x) > sample_size:
         chosen = np.random.default_rng(seed).choice(len(x), size=sample_size, replace=False)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from scipy.stats import binomtest
 
 from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
@@ -304,6 +303,8 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
 
 def summarise(top_n: int, judged: list[tuple[bool, bool, bool]]) -> RecommendationBacktest:
     """(bought_before, recommendations hit, baseline hit) per buyer -> the hit rates, their intervals and the test."""
+    from scipy.stats import binomtest  # imported here: scipy.stats costs every process that loads the definitions ~2 s
+
     count = len(judged)
     hits = sum(1 for _, hit, _ in judged if hit)
     baseline_hits = sum(1 for _, _, hit in judged if hit)
