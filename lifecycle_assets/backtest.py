@@ -14,7 +14,10 @@ fixed 180-day rule and the previous rhythm rule (3+ purchase days: 2 x the media
 As an asset (`marts.lapse_backtest`) at every build (judged again when the grid's day or what it reads moved,
 else the stored figures shown again), and as a command:
 
-    python -m lifecycle_assets.backtest (--landing DIR | --cdnow) --calibrate-to YYYY-MM-DD --judge-days N [--flags-csv FILE]
+    python -m lifecycle_assets.backtest (--landing DIR | --cdnow | --warehouse FILE) --calibrate-to YYYY-MM-DD --judge-days N [--flags-csv FILE]
+
+With ``--warehouse`` it judges a warehouse that already holds the landing days (a copy of the shop's
+own: a year need not be ingested again); the file is copied first and never written.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import csv
 import datetime as dt
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -368,12 +372,17 @@ def ingest_landing(landing: Path, warehouse: Path) -> None:
 def backtest_landing(landing: Path, calibration: dt.date, judge_days: int, workdir: Path) -> BacktestResult:
     warehouse = workdir / "warehouse.duckdb"
     ingest_landing(landing, warehouse)
+    return backtest_warehouse(warehouse, calibration, judge_days, landing)
+
+
+def backtest_warehouse(warehouse: Path, calibration: dt.date, judge_days: int, source: Path) -> BacktestResult:
+    """Judge the flag on a warehouse whose raw.* tables hold the landing days (staging is built in it)."""
     with duckdb.connect(str(warehouse), config={"memory_limit": TIME_TRAVEL_MEMORY_LIMIT}) as connection:
         settings = LifecycleSettings()
         latest = settings.resolve_as_of(connection)
         if calibration + dt.timedelta(days=judge_days) > latest:
             raise ValueError(
-                f"{landing}: the last landing day is {latest}; judging {judge_days} days after {calibration} needs "
+                f"{source}: the last landing day is {latest}; judging {judge_days} days after {calibration} needs "
                 f"data until {calibration + dt.timedelta(days=judge_days)}"
             )
         staging = [model for model in load_models() if model.table == "staging.stg_orders"]
@@ -386,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--landing", type=Path, help="a landing zone folder (<entity>/date=YYYY-MM-DD/...)")
     source.add_argument("--cdnow", action="store_true", help="the CDNOW purchase log, landed into a temporary folder")
+    source.add_argument("--warehouse", type=Path,
+                        help="a warehouse that already holds the landing days in raw.* (while no run writes to it); "
+                        "judged on a copy, never written")
     parser.add_argument("--calibrate-to", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD")
     parser.add_argument("--judge-days", required=True, type=int, help="lapsed = no purchase in this many days after")
     parser.add_argument("--flags-csv", type=Path, help="write customer_id, departing, score per customer known then")
@@ -393,13 +405,23 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.judge_days < 1:
         parser.error("--judge-days must be at least 1")
     with tempfile.TemporaryDirectory(prefix="lapse_backtest_cli_") as workdir:
-        landing = arguments.landing
-        if arguments.cdnow:
-            landing = Path(workdir) / "landing"
-            convert_cdnow(landing)
-        elif not landing.is_dir():
-            parser.error(f"--landing {landing}: no such folder")
-        result = backtest_landing(landing, arguments.calibrate_to, arguments.judge_days, Path(workdir))
+        if arguments.warehouse:
+            if not arguments.warehouse.is_file():
+                parser.error(f"--warehouse {arguments.warehouse}: no such file")
+            copy = Path(workdir) / "warehouse.duckdb"
+            shutil.copyfile(arguments.warehouse, copy)
+            journal = arguments.warehouse.with_name(arguments.warehouse.name + ".wal")  # changes not yet checkpointed
+            if journal.is_file():
+                shutil.copyfile(journal, copy.with_name(copy.name + ".wal"))
+            result = backtest_warehouse(copy, arguments.calibrate_to, arguments.judge_days, arguments.warehouse)
+        else:
+            landing = arguments.landing
+            if arguments.cdnow:
+                landing = Path(workdir) / "landing"
+                convert_cdnow(landing)
+            elif not landing.is_dir():
+                parser.error(f"--landing {landing}: no such folder")
+            result = backtest_landing(landing, arguments.calibrate_to, arguments.judge_days, Path(workdir))
     print(result.markdown())
     if arguments.flags_csv:
         write_flags_csv(result, arguments.flags_csv)

@@ -1,6 +1,6 @@
-"""The lifecycle model on whole shops: the generated sample shop and the real CDNOW purchase log.
+"""The lifecycle model on a whole generated sample shop (the real CDNOW log: test_on_cdnow.py).
 
-Both go through the real ingest assets (landing files -> raw.*) and then the model assets with
+It goes through the real ingest assets (landing files -> raw.*) and then the model assets with
 their audits, as Dagster runs them.
 """
 
@@ -11,7 +11,6 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from lifecycle_assets.sample_data.cdnow import convert_cdnow
 from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.sample_data.sample_shop import generate_sample_shop
 from lifecycle_assets.models.checks import build_audit_checks
@@ -117,23 +116,3 @@ def test_sample_shop_more_than_half_buy_once_and_returned_behave_like_new_buyers
     assert figures["one_time_buyer_share"] > 0.5
     assert abs(figures["returned_retention_180_days"] - figures["new_buyer_retention_180_days"]) <= 0.10
     assert figures["funnel_aware"] >= figures["funnel_considering"] >= figures["funnel_deciding"] >= figures["funnel_loyal"] > 0
-
-
-@pytest.mark.slow
-def test_cdnow_every_customer_gets_exactly_one_stage(tmp_path):
-    landing = tmp_path / "landing"
-    converted = convert_cdnow(landing)
-    # CDNOW is one cohort: nobody new registers after March 1997, which the volume check would
-    # rightly flag in a live shop.
-    no_volume_floor = QualityPolicy(volume_min_ratio=0.0)
-    ingest_landing_days(
-        landing, tmp_path / "warehouse.duckdb", converted["first_day"], converted["last_day"], no_volume_floor
-    )
-    result = build_models(tmp_path / "warehouse.duckdb")
-    assert result.success
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
-        stage_counts = assert_one_stage_per_customer(connection)
-        assert connection.execute("select count(*) from marts.customer_lifecycle").fetchone()[0] == 23_570
-    # CDNOW customers all bought (registered just before their first purchase) and most lapsed by mid-1998
-    assert "visitor" not in stage_counts
-    assert stage_counts["departing"] > stage_counts["active"]
