@@ -43,6 +43,11 @@ def build_rows_per_slice() -> int:
     return int(os.environ.get("LIFECYCLE_BUILD_ROWS_PER_SLICE", "4000000"))
 
 
+def push_sensor_interval_seconds() -> int:
+    """How often the push sensor looks for a finished build (seconds): a build waits up to this long for its push."""
+    return int(os.environ.get("LIFECYCLE_PUSH_SENSOR_INTERVAL_SECONDS", "30"))
+
+
 def outbox_dir() -> Path:
     """Where a dry-run push writes the requests it would have sent."""
     return Path(os.environ.get("LIFECYCLE_OUTBOX_DIR", PROJECT_ROOT / "data" / "outbox"))

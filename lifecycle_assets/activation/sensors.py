@@ -8,6 +8,7 @@ look at checks by itself. So the sensor waits for the producing run to end and r
 
 import dagster as dg
 
+from lifecycle_assets import environment
 from lifecycle_assets.activation.assets import AUDIENCES, LETTERS_PLANNED, push_to_sendgrid
 
 PAGE = 100
@@ -21,7 +22,7 @@ RUN_EVENTS = {
 
 @dg.sensor(
     job=push_to_sendgrid,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=environment.push_sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="One push_to_sendgrid run per finished run that materialised marts.letters_planned and passed "
     "the blocking audits on marts.letters_planned and marts.audiences; a build that failed one is not pushed "

@@ -133,6 +133,7 @@ def dagster_ui(tmp_path_factory, chromium_path) -> DagsterUI:
         LIFECYCLE_OUTBOX_DIR=str(root / "outbox"),
         LIFECYCLE_FIRST_LANDING_DAY=landing_day,
         PYTHONUNBUFFERED="1",
+        LIFECYCLE_PUSH_SENSOR_INTERVAL_SECONDS="5",  # the push follows the build within seconds, not half a minute
     )
     log = SCREENSHOTS / "dagster-dev.log"
     log.parent.mkdir(parents=True, exist_ok=True)
