@@ -21,6 +21,8 @@ from lifecycle_assets.quality.checks import QualityPolicy
 from lifecycle_assets.quality.definitions import quality_definitions
 from lifecycle_assets.resources import LandingZone
 
+pytestmark = pytest.mark.slow  # an 8,000-customer shop over 400 days, landed through Dagster
+
 STAGES = {"visitor", "new_buyer", "active", "departing", "returned"}
 
 # The brief's figures and how far a 10k-customer sample may stray from them. Shares are of a few
