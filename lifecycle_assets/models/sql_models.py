@@ -332,13 +332,16 @@ def load_models(root: Path = SQL_MODELS_DIR) -> list[SqlModel]:
         for schema, name in model.tables_read if model.incremental_key else ():
             upstream = by_table.get(f"{schema}.{name}")
             if schema != "raw" and (
-                upstream is None or not upstream.incremental_key or (upstream.as_of_crosses and not model.as_of_crosses)
+                upstream is None
+                or not (upstream.incremental_key or upstream.incremental_by)
+                or (upstream.as_of_crosses and not model.as_of_crosses)
             ):
                 # an as_of_crosses model's crossed keys are not in its kept landing days: its reader
                 # by key crosses the same days (they are the upstream's rows' days, or cover them)
                 raise SqlModelError(
-                    f"{model.path}: an incremental_key model reads raw.* tables and incremental_key models "
-                    f"(those with as_of_crosses only if this one has it too); {schema}.{name} is not one"
+                    f"{model.path}: an incremental_key model reads raw.* tables, incremental_by models and "
+                    f"incremental_key models (those with as_of_crosses only if this one has it too); "
+                    f"{schema}.{name} is not one"
                 )
     return models
 
@@ -699,7 +702,8 @@ def _restricted_to_keys(model: SqlModel, keys_table: str) -> str:
 def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[str]:
     """SQL per table read: (key, last_landed_on) rows, one per raw row (or kept key) a key's rows depend on.
 
-    A raw table: its rows. A model on the same key: its kept key state. A model keyed otherwise
+    A raw table: its rows. A model built by landing day (`stg_interactions`): its rows, which carry our
+    key, with their landing day. A model on the same key: its kept key state. A model keyed otherwise
     (`purchase_days` by customer reads `stg_orders` by order): each of its keys named together with
     one of ours in its raw rows (`_keys_through`), with that key's kept landing day: an order's
     customers depend on all of the order's rows, and an order moved to another customer changes both.
@@ -710,6 +714,10 @@ def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[st
     for schema, name in (table for table in model.tables_read if table not in model.read_whole):
         if schema == "raw":
             sources.append(f"select {key_list}, _landing_date as last_landed_on from {schema}.{name}{only}")
+            continue
+        landed = _landing_day_column(model, schema, name)
+        if landed:  # a model by landing day: its rows carry our key and their day
+            sources.append(f'select {key_list}, "{landed}" as last_landed_on from {schema}.{name}{only}')
             continue
         upstream_state = _key_state_table(f"{schema}.{name}")
         upstream_key, carrying = _keys_through(model, connection, f"{schema}.{name}")
@@ -723,6 +731,16 @@ def _key_sources(model: SqlModel, connection, keys_table: str | None) -> list[st
             f"from ({touched}) as touched join {upstream_state} as upstream using ({named})"
         )
     return sources
+
+
+def _landing_day_column(model: SqlModel, schema: str, name: str) -> str | None:
+    """The `incremental_by` column of the model `schema.name` read by `model` (beside it, else in the project), or None."""
+    for root in (model.path.parents[1], SQL_MODELS_DIR):
+        path = root / schema / f"{name}.sql"
+        if path.exists():
+            status = path.stat()
+            return _parsed(path, root, status.st_mtime_ns, status.st_size).incremental_by or None
+    return None
 
 
 def _keys_crossed(model: SqlModel, connection, as_of_days: list[dt.date], bound: dict[str, object]) -> list[str]:
@@ -756,9 +774,10 @@ def _keys_through(model: SqlModel, connection, upstream: str) -> tuple[tuple[str
     upstream_key = tuple(column for column in _columns(connection, _key_state_table(upstream)) if column != "last_landed_on")
     if upstream_key == model.incremental_key:
         return upstream_key, ()
+    # the raw tables it reads, itself or through the models it reads ("staging.stg_orders:raw.orders")
     raw_tables = connection.execute(
-        f"select distinct source_table from {STATE_SCHEMA}.incremental_landed_days where model = ? "
-        "and source_table like 'raw.%' order by 1",
+        f"select distinct regexp_extract(source_table, '[^:]+$') as raw_table from {STATE_SCHEMA}.incremental_landed_days "
+        "where model = ? and raw_table like 'raw.%' order by 1",
         [upstream],
     ).fetchall()
     if not raw_tables:  # the upstream has landed nothing yet (a shop without orders): its raw tables are empty

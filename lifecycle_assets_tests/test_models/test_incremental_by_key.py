@@ -1,4 +1,5 @@
-"""The staging models of orders, order lines, customers, consent changes and products are built by key:
+"""The staging models of orders, order lines, customers, consent changes and products, and the models by
+customer over them (purchase days, stages, what customers looked at and then bought), are built by key:
 a build recomputes, from their whole history, only the keys whose raw rows landed, were re-ingested or
 vanished since the last one. Through daily builds, re-ingested past days (a corrected status, a row
 dropped from a corrected export, a consent withdrawal landing late), an as_of moved back, a full
@@ -18,6 +19,8 @@ from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, SqlModelError, bu
 from lifecycle_assets_tests.test_models.tiny_shop import at, day, edited_model
 
 KEY_MODELS = [model for model in build_order(load_models()) if model.incremental_key]
+# and the events, built by landing day, which looked_then_bought reads by customer
+BUILT = [model for model in build_order(load_models()) if model.incremental_key or model.incremental_by]
 REFERENCE = "full_rebuild"
 
 
@@ -57,18 +60,27 @@ def product(product_id: str, price: float = 10) -> dict:
     return {"product_id": product_id, "name": product_id.upper(), "category": "tea", "price": price}
 
 
+def look(event_id: str, customer_id: str | None, occurred: int, product_id: str = "p1", carted: bool = False) -> dict:
+    return {"event_id": event_id, "occurred_at": at(occurred, 9), "event_type": "add_to_cart" if carted else "product_view",
+            "customer_id": customer_id, "anonymous_id": None if customer_id else "cookie", "product_id": product_id}
+
+
 # What each landing day brings, landed one day at a time by the daily builds.
 SHOP = {
     1: {"customers": [customer("ann", 1), customer("bob", 1, consent=False)], "products": [product("p1"), product("p2")],
-        "orders": [order("o1", "ann", 1)], "order_items": [line("o1", 1), line("o1", 2, "p2")]},
-    2: {"customers": [customer("cy", 2)], "orders": [order("o2", "bob", 2)], "order_items": [line("o2", 1)]},
+        "orders": [order("o1", "ann", 1)], "order_items": [line("o1", 1), line("o1", 2, "p2")],
+        "interactions": [look("e1", "ann", 1, "p2")]},  # bought that day: not a look without buying
+    2: {"customers": [customer("cy", 2)], "orders": [order("o2", "bob", 2)], "order_items": [line("o2", 1)],
+        "interactions": [look("e2", "cy", 2), look("e3", "cy", 2, "p2", carted=True), look("e4", "bob", 2, "p2")]},
     3: {"orders": [order("o3", "cy", 3), order("o4", "ann", 3)], "order_items": [line("o3", 1), line("o4", 1, "p2")]},
     4: {"products": [product("p1", price=12)], "customers": [{"customer_id": "ann", "first_name": "Annie",
-                                                               "updated_at": at(4)}]},
+                                                               "updated_at": at(4)}],
+        "interactions": [look("e5", None, 4)]},
     5: {"orders": [order("o5", "bob", 5)], "order_items": [line("o5", 1), line("o5", 2, "p2")]},
-    6: {"customers": [customer("dee", 6)], "orders": [order("o1", "ann", 1, "refunded", at(6))]},
+    6: {"customers": [customer("dee", 6)], "orders": [order("o1", "ann", 1, "refunded", at(6))],
+        "interactions": [look("e6", "dee", 6)]},
     7: {"orders": [order("o6", "dee", 7)], "order_items": [line("o6", 1)]},
-    8: {"customers": [customer("eve", 8)]},
+    8: {"customers": [customer("eve", 8)], "interactions": [look("e7", "eve", 8, carted=True)]},
     9: {"orders": [order("o7", "eve", 9)], "order_items": [line("o7", 1)]},
     10: {"orders": [order("o8", "cy", 10)], "order_items": [line("o8", 1)]},
 }
@@ -90,7 +102,9 @@ def land_day(connection, landing_day: int) -> None:
         land(connection, entity, landing_day, rows)
 
 
-SETTINGS: dict[str, object] = {}  # a test's own lifecycle settings (monkeypatched)
+# a test's own lifecycle settings (monkeypatched); a look is judged four days on: within the shop's ten days, and
+# beyond what an as_of move rebuilds anyway (eve's cart of day 8 is judged from day 12; her last rows landed on day 9)
+SETTINGS: dict[str, object] = {"recommendations_interest_days": 4}
 
 
 def parameters(as_of: int) -> dict:
@@ -98,7 +112,7 @@ def parameters(as_of: int) -> dict:
 
 
 def build(connection, as_of: int, full_refresh: bool = False, models=None) -> dict[str, dict]:
-    return {model.table: run_model(model, connection, parameters(as_of), full_refresh) for model in models or KEY_MODELS}
+    return {model.table: run_model(model, connection, parameters(as_of), full_refresh) for model in models or BUILT}
 
 
 def differences(connection, as_of: int) -> dict[str, int]:
@@ -121,12 +135,18 @@ def differences(connection, as_of: int) -> dict[str, int]:
             f"select (select count(*) from (from {ours} except all from {full})) "
             f"+ (select count(*) from (from {full} except all from {ours}))"
         ).fetchone()[0]
-        # the stage history records day 1's transitions once day 2 begins
-        assert connection.execute(f"select count(*) from {full}").fetchone()[0] > 0 or as_of == 1, f"{model.table} is empty"
+        # the stage history records day 1's transitions once day 2 begins; cy's look of day 2 is judged from day 6
+        filled_from = 6 if model.table == "intermediate.looked_then_bought" else 2
+        assert connection.execute(f"select count(*) from {full}").fetchone()[0] > 0 or as_of < filled_from, f"{model.table} is empty"
     return found
 
 
 NONE_DIFFER = {model.table: 0 for model in KEY_MODELS}
+
+
+def looked_then_bought(connection) -> list[tuple]:
+    return connection.execute("select customer_id, product_id, kind, bought_later from intermediate.looked_then_bought "
+                              "order by all").fetchall()
 
 
 def test_daily_builds_with_re_ingested_past_days_equal_a_full_rebuild(warehouse):
@@ -134,12 +154,15 @@ def test_daily_builds_with_re_ingested_past_days_equal_a_full_rebuild(warehouse)
         land_day(warehouse, landing_day)
         outcomes = build(warehouse, landing_day)
         assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
-    assert len(KEY_MODELS) == 8
+    assert len(KEY_MODELS) == 9
     # as_of moved from day 6 to day 7: rows landed from day 6 + 1 - 2 on can enter or leave
     assert outcomes["staging.stg_orders"]["rebuilt_from"] == day(5).isoformat()
     # of the six orders, only those with rows landed from day 5 on: o5, o1 (its refund) and o6
     assert outcomes["staging.stg_orders"]["keys_recomputed"] == 3
     assert build(warehouse, 7)["staging.stg_orders"]["rebuilt_from"] == "nothing changed"
+    # o1's refund (day 6) un-bought ann's p2 of day 1: her view of it that day is a look, and o4 bought it on day 3
+    assert looked_then_bought(warehouse) == [("ann", "p2", "viewed", True), ("bob", "p2", "viewed", True),
+                                             ("cy", "p1", "viewed", True), ("cy", "p2", "carted", False)]
 
     # Day 3 re-ingested: o3 is now cancelled, and o4 (with its line) is gone from the corrected export.
     land(warehouse, "orders", 3, [order("o3", "cy", 3, "cancelled")], ingested=dt.datetime(2030, 1, 1))
@@ -151,6 +174,14 @@ def test_daily_builds_with_re_ingested_past_days_equal_a_full_rebuild(warehouse)
     orders = dict(warehouse.execute("select order_id, status from staging.stg_orders").fetchall())
     assert orders["o3"] == "cancelled" and "o4" not in orders and orders["o1"] == "refunded"
     assert warehouse.execute("select count(*) from staging.stg_order_items where order_id = 'o4'").fetchone()[0] == 0
+    # cy's o3 and ann's o4 no longer bought what they looked at
+    assert looked_then_bought(warehouse) == [("ann", "p2", "viewed", False), ("bob", "p2", "viewed", True),
+                                             ("cy", "p1", "viewed", False), ("cy", "p2", "carted", False)]
+    # Day 2's events re-ingested without cy's view of p1.
+    land(warehouse, "interactions", 2, SHOP[2]["interactions"][1:], ingested=dt.datetime(2030, 1, 1))
+    assert build(warehouse, 8)["intermediate.looked_then_bought"]["rebuilt_from"] == day(2).isoformat()
+    assert differences(warehouse, 8) == NONE_DIFFER
+    assert ("cy", "p1", "viewed", False) not in looked_then_bought(warehouse)
 
     # Ann's consent withdrawal of day 7 lands late, in a re-ingest of day 7; a late refund of o5 lands on day 9.
     land(warehouse, "customers", 7, [{"customer_id": "ann", "marketing_consent": False, "updated_at": at(7)}],
@@ -234,15 +265,18 @@ def test_an_order_moved_to_another_customer_recomputes_both(warehouse):
 def test_stages_that_change_because_days_pass_follow_the_as_of_day(warehouse, monkeypatch):
     """A customer becomes departing on the day the threshold is crossed, with nothing landed that day:
     stage_transitions recomputes the customers whose change day the as-of day crossed, either way."""
-    monkeypatch.setattr(f"{__name__}.SETTINGS", {"departing_days": 3, "returned_window_days": 2})
+    monkeypatch.setattr(f"{__name__}.SETTINGS", {**SETTINGS, "departing_days": 3, "returned_window_days": 2})
     for landing_day in SHOP:
         land_day(warehouse, landing_day)
         build(warehouse, landing_day)
         assert differences(warehouse, landing_day) == NONE_DIFFER, f"after day {landing_day}"
+    assert looked_then_bought(warehouse)[-1][0] != "eve"
     crossed = {}
     for as_of in range(11, 16):  # nothing lands any more; the days pass
         crossed[as_of] = build(warehouse, as_of)["intermediate.stage_transitions"]["keys_recomputed"]
         assert differences(warehouse, as_of) == NONE_DIFFER, f"as of day {as_of}"
+    # eve's cart of day 8, judged from day 12 with nothing of hers landed since day 9: she bought it on day 9
+    assert looked_then_bought(warehouse)[-1] == ("eve", "p1", "carted", True)
     # 12 -> 13 recomputes the customers with a change day on day 12 or 13 only: eve (her purchase on
     # day 9 + 3 days) and cy (day 10 + 3)
     assert crossed[13] == 2
