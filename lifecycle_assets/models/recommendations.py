@@ -135,9 +135,11 @@ def site_recommendation_files(duckdb: DuckDBResource, lifecycle_settings: Lifecy
 WORK_SCHEMA = "recommendation_backtest_work"
 BASELINE_SCHEMA = "recommendation_backtest_baseline"
 KNOWN_SCHEMA = "recommendation_backtest_known"  # staging as the judged day's build knew it, while preparing
+LOOKS_SCHEMA = "recommendation_backtest_looks"  # what a cart's and a view's chance is learnt from
 # The models the recommendations are made of, in build order; the backtest runs them on its own tables.
 BACKTEST_MODELS = ("marts.product_affinity", "intermediate.product_goes_with", "intermediate.product_bought_next",
                    "intermediate.looked_then_bought", SITE_TABLE)
+LEARNT_LOOKS = "intermediate.looked_then_bought"  # learnt from every customer, not the held-out buyers
 
 
 @dataclass
@@ -258,6 +260,31 @@ def _prepare_held_out(connection, settings: LifecycleSettings, as_of: dt.date) -
     )
 
 
+def _learn_looks(connection, model, settings: LifecycleSettings, as_of: dt.date) -> None:
+    """The work schema's looked_then_bought, as the site learnt it on `as_of`: every customer's views and carts landed
+    by then, judged with the real recommendations_interest_days, against the purchases left after holding out (a look
+    followed by a held-out purchase must not teach the answer). Built from the buyers' own windows (work's events)
+    with the backtest's unbounded window, it judged no look at all, and views and carts never counted. A customer's
+    rows depend only on their own looks and purchases: built a batch of customers at a time, as the model is."""
+    looks = LOOKS_SCHEMA
+    connection.execute(f"drop schema if exists {looks} cascade")
+    connection.execute(f"create schema {looks}")
+    known_on = f"date '{as_of.isoformat()}'"
+    customers = connection.execute("select approx_count_distinct(customer_id) from staging.stg_interactions").fetchone()[0]
+    batches = batches_for(customers)
+    for batch in range(batches):
+        in_batch = f"hash(customer_id) % {batches} = {batch}"
+        connection.execute(
+            f"create or replace view {looks}.stg_interactions as select * from staging.stg_interactions "
+            f"where landed_on <= {known_on} and occurred_on <= {known_on} and {in_batch}"
+        )
+        connection.execute(
+            f"create or replace view {looks}.stg_order_items as select * from {WORK_SCHEMA}.stg_order_items where {in_batch}"
+        )
+        written = f"create table {WORK_SCHEMA}.{model.name} as" if batch == 0 else f"insert into {WORK_SCHEMA}.{model.name} by name"
+        connection.execute(f"{written} {select_sql_on(model, looks)}", bound_parameters(model, settings.sql_parameters(as_of)))
+
+
 def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: dt.date) -> RecommendationBacktest | None:
     """Hit rate of the top N on held-out last purchases, recommendations vs popular products; None: no buyer yet."""
     top_n = settings.recommendations_site_count
@@ -269,7 +296,10 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
     try:
         _prepare_held_out(connection, settings, as_of)
         for table in BACKTEST_MODELS:
-            _build_on(connection, models[table], work, parameters)
+            if table == LEARNT_LOOKS:
+                _learn_looks(connection, models[table], settings, as_of)
+            else:
+                _build_on(connection, models[table], work, parameters)
         # The baseline: the same SQL with the personal part switched off (no views or carts, no pairs), so a
         # buyer gets the popular products less what they bought.
         connection.execute(f"create schema {baseline}")
@@ -294,8 +324,8 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
             """
         ).fetchall()
     finally:
-        connection.execute(f"drop schema if exists {baseline} cascade")
-        connection.execute(f"drop schema if exists {work} cascade")
+        for schema in (baseline, LOOKS_SCHEMA, work):
+            connection.execute(f"drop schema if exists {schema} cascade")
     if not judged:
         return None
     return summarise(top_n, [(bool(row[1]), bool(row[2]), bool(row[3])) for row in judged])

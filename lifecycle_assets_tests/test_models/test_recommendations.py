@@ -308,6 +308,27 @@ def test_backtest_counts_hits_of_the_top_product_on_held_out_last_purchases(buil
     assert not any(schema.startswith("recommendation_backtest") for schema in schemas)
 
 
+@pytest.mark.parametrize("cart_landed", [0, 5])
+def test_the_backtest_credits_a_cart_known_on_the_judged_day(build, cart_landed):
+    """A cart counts as the site would have counted it on the judged day: at the chance learnt from every customer's
+    carts known by then, and only if it had landed by then."""
+    shop = backtest_shop()
+    for customer in ("a1", "a2", "a3"):  # carted a grinder on day 1 and bought one on day 2 (their day 3 is held out)
+        shop.event("add_to_cart", customer, at(1), product_id="grinder")
+    for customer in ("d1", "d2", "d3", "d4"):  # carts never followed by a purchase, landed after the judged day
+        shop.event("add_to_cart", customer, at(1), product_id="coffee", landed=day(5))
+    # e1 carted tea the day before buying it (the held-out day 1); the cart lands on day 0, or late on day 5
+    shop.event("add_to_cart", "e1", at(0), product_id="tea", landed=day(cart_landed))
+    rules = dict(recommendations_site_count=1, cross_sell_prior_orders=0, recommendations_interest_days=2)
+    connection = build(shop, 5, **rules).connection
+    # Judged on day 4: the carts known then, of day 2 or before, are judged (bought within 2 days): the a's 3 of 4, e1's
+    # tea not bought once held out. A cart's chance, 3/4, beats milk's share of orders (7 of 18; with the d's carts it
+    # would be 3/8): e1 is shown tea, a hit; the other hits are c1 and c2's grinder (the backtest above).
+    result = run_recommendation_backtest(connection, LifecycleSettings(as_of=day(5).isoformat(), **rules), day(4))
+    assert result.customers_judged == 13 and result.baseline_hit_rate == 0
+    assert result.hit_rate == pytest.approx((3 if cart_landed <= 4 else 2) / 13)
+
+
 def test_backtest_asset_reports_the_hit_rates_as_metadata(build):
     connection = build(backtest_shop(), 4).connection
     database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]

@@ -130,6 +130,7 @@ class TinyShop:
         product_id: str | None = None,
         anonymous_id: str | None = None,
         letter_key: str | None = None,
+        landed: dt.date | None = None,
     ) -> TinyShop:
         self._event_number += 1
         self._add(
@@ -144,7 +145,7 @@ class TinyShop:
                 "letter_key": letter_key,
                 "search_query": None,
             },
-            occurred.date(),
+            landed or occurred.date(),
         )
         return self
 
