@@ -1,34 +1,32 @@
--- description: The site's recommendation block: per known customer and per anonymous visitor who showed some interest, the top recommendations_site_count products by their estimated chance to be in the visitor's next order, never one they already bought. A product's chance starts at its share of all completed orders (`popular`); it rises by the largest added_chance of what buyers of the customer's products came back for (intermediate.product_bought_next: `bought_next`) and of what goes in one order with a product they carted or viewed in the last recommendations_interest_days, times the chance they buy that product (intermediate.product_goes_with: `goes_with`); pairs count from cross_sell_min_orders orders. A carted or viewed product itself counts at the share of such products the shop's customers bought later (intermediate.looked_then_bought: `carted`, `viewed`). A visitor without rows gets the `default` rows (visitor_id empty). Exported by recommendations/site_recommendation_files; described in docs/recommendations.md.
+-- description: The site's recommendation block: per known customer and per anonymous visitor who showed some interest, the top recommendations_site_count products by their estimated chance to be in the visitor's next order, never one they already bought. A product's chance starts at its share of all completed orders (`popular`); it rises by the largest added_chance of what buyers of the customer's products came back for (`bought_next`) and of what goes in one order with a product they carted or viewed in the last recommendations_interest_days, times the chance they buy that product (`goes_with`); pairs count from cross_sell_min_orders orders. A carted or viewed product itself counts at the share of such products the shop's customers bought later (`carted`, `viewed`). The shares, chances and pairs are learnt as of the learning day (intermediate.site_recommendation_relations); the visitor's own purchases and looks count as of the as-of day, so a daily build recomputes only the visitors whose own interest changed (models/site_visitors.py). A visitor without rows gets the `default` rows (visitor_id empty). Exported by recommendations/site_recommendation_files; described in docs/recommendations.md.
 -- owners: team:data
 -- unique_key: visitor_type, visitor_id, recommendation_rank
 -- count_table: visitor_type, source
 -- preview_rows: 20
 -- batch_keys: staging.stg_order_items: customer_id
 -- batch_keys: staging.stg_interactions: coalesce(customer_id, anonymous_id)
-with purchases as (
-    select customer_id, product_id, order_id, ordered_on
-    from staging.stg_order_items
-    semi join staging.stg_products using (product_id)
-    where is_purchase
+-- built_by: lifecycle_assets.models.site_visitors:build_by_visitor
+with order_share as (
+    -- learnt as of the learning day (intermediate.site_recommendation_relations), like later_purchase and related
+    select product_id, chance, popularity_position
+    from intermediate.site_recommendation_relations
+    where relation = 'popular'
 ),
-order_share as (
-    -- a product's share of all completed orders: the chance for a visitor we know nothing about
-    select products.product_id, coalesce(shares.chance, 0) as chance,
-        row_number() over (order by coalesce(shares.chance, 0) desc, products.product_id) as popularity_position
-    from staging.stg_products as products
-    left join (
-        select product_id, count(distinct order_id) / (select count(distinct order_id) from purchases) as chance
-        from purchases
-        group by product_id
-    ) as shares using (product_id)
+later_purchase as (
+    select kind, chance from intermediate.site_recommendation_relations where relation = 'look'
+),
+related as (
+    select kind, product_id, related_product_id, popularity_position, chance, source_code, list_rank
+    from intermediate.site_recommendation_relations
+    where relation = 'related'
 ),
 bought as (
     -- from here on only this statement's visitors: batch $batch of $batches by a hash of the visitor's id. A visitor's
     -- rows depend on their own interest and the shop-wide CTEs, so a large shop is built a batch at a time.
     select distinct 'customer' as visitor_type, customer_id as visitor_id, product_id, 'bought' as kind,
         null::double as next_order_chance
-    from purchases
-    where hash(customer_id) % $batches::ubigint = $batch
+    from staging.stg_order_items
+    where is_purchase and hash(customer_id) % $batches::ubigint = $batch
 ),
 looked_at as (
     -- carted or viewed lately, the strongest kind per visitor and product
@@ -38,19 +36,11 @@ looked_at as (
         product_id,
         case when bool_or(event_type = 'add_to_cart') then 'carted' else 'viewed' end as kind
     from staging.stg_interactions
-    semi join staging.stg_products using (product_id)
     where event_type in ('product_view', 'add_to_cart')
         and coalesce(customer_id, anonymous_id) is not null
         and occurred_on > $as_of::date - $recommendations_interest_days
         and hash(coalesce(customer_id, anonymous_id)) % $batches::ubigint = $batch
     group by all
-),
-later_purchase as (
-    -- learnt from the shop's history (intermediate.looked_then_bought): of the products a customer first carted
-    -- (viewed) on a day without buying them that day, the share they bought within the next recommendations_interest_days
-    select kind, avg(bought_later::integer) as chance
-    from intermediate.looked_then_bought
-    group by kind
 ),
 interest as (
     select visitor_type, visitor_id, product_id, kind, next_order_chance from bought
@@ -101,42 +91,6 @@ visitor_floors as (
     select visitor_reach.*, coalesce(order_share.chance, 0) as visitor_floor
     from visitor_reach
     left join order_share on order_share.popularity_position = visitor_reach.popular_reach
-),
-bought_next as (
-    -- per product, the few products its buyers came back for most (a longer list would never make a top)
-    select product_id, related_product_id, added_chance
-    from intermediate.product_bought_next
-    where with_related >= $cross_sell_min_orders and added_chance > 0
-    qualify row_number() over (partition by product_id order by added_chance desc, related_product_id)
-        <= 2 * $recommendations_site_count
-),
-goes_with as (
-    select product_id, related_product_id, added_chance
-    from intermediate.product_goes_with
-    where orders_together >= $cross_sell_min_orders and added_chance > 0
-    qualify row_number() over (partition by product_id order by added_chance desc, related_product_id)
-        <= 2 * $recommendations_site_count
-),
-related as (
-    -- what one product of interest brings, and at which chance, computed once per product and kind instead of once
-    -- per visitor: what buyers of it came back for (bought), or what goes with it in one order (carted, viewed).
-    -- list_rank: 1 + how many products of the same list come first; when that many products are ahead of a
-    -- candidate, it can only make the top of a visitor who bought enough of them to leave room.
-    select kind, product_id, related_product_id, popularity_position, chance, source_code,
-        row_number() over (partition by kind, product_id order by chance desc, popularity_position) as list_rank
-    from (
-        select 'bought' as kind, pairs.product_id, pairs.related_product_id,
-            order_share.chance + pairs.added_chance as chance, 5 as source_code, order_share.popularity_position
-        from bought_next as pairs
-        join order_share on order_share.product_id = pairs.related_product_id
-        union all
-        select later_purchase.kind, pairs.product_id, pairs.related_product_id,
-            order_share.chance + later_purchase.chance * pairs.added_chance, 4, order_share.popularity_position
-        from goes_with as pairs
-        cross join later_purchase
-        join order_share on order_share.product_id = pairs.related_product_id
-        where later_purchase.chance > 0
-    )
 ),
 interest_floors as materialized (
     -- each product of interest with its visitor's room (products_bought) and floor. Materialized, so that the

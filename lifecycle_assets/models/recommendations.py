@@ -137,8 +137,9 @@ BASELINE_SCHEMA = "recommendation_backtest_baseline"
 KNOWN_SCHEMA = "recommendation_backtest_known"  # staging as the judged day's build knew it, while preparing
 LOOKS_SCHEMA = "recommendation_backtest_looks"  # what a cart's and a view's chance is learnt from
 # The models the recommendations are made of, in build order; the backtest runs them on its own tables.
+RELATIONS_TABLE = "intermediate.site_recommendation_relations"
 BACKTEST_MODELS = ("marts.product_affinity", "intermediate.product_goes_with", "intermediate.product_bought_next",
-                   "intermediate.looked_then_bought", SITE_TABLE)
+                   "intermediate.looked_then_bought", RELATIONS_TABLE, SITE_TABLE)
 LEARNT_LOOKS = "intermediate.looked_then_bought"  # learnt from every customer, not the held-out buyers
 
 
@@ -308,6 +309,7 @@ def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: 
         connection.execute(f"create view {baseline}.stg_interactions as select * from {work}.stg_interactions where false")
         for pairs in ("product_goes_with", "product_bought_next", "looked_then_bought"):
             connection.execute(f"create view {baseline}.{pairs} as select * from {work}.{pairs} where false")
+        _build_on(connection, models[RELATIONS_TABLE], baseline, parameters)
         _build_on(connection, models[SITE_TABLE], baseline, parameters)
         judged = connection.execute(
             f"""

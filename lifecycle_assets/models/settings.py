@@ -75,6 +75,10 @@ class LifecycleSettings(dg.ConfigurableResource):
     # The site's recommendations and checkout cross-sell (docs/recommendations.md).
     recommendations_site_count: int = 10
     recommendations_interest_days: int = 90
+    recommendations_learn_every_days: int = Field(
+        default=7, ge=1, description="The site's recommendations learn from the whole shop (popularity, the chance of a "
+        "cart or view, the pairs) as of the latest day of a grid of this many days (7: Mondays; 1: every as-of day), from "
+        "what had landed by then; each visitor's own purchases and looks count as of the as-of day.")
     cross_sell_count: int = 5
     cross_sell_min_orders: int = 2
     cross_sell_prior_orders: int = 200

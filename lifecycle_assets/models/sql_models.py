@@ -43,6 +43,7 @@ import datetime as dt
 import functools
 import graphlib
 import hashlib
+import importlib
 import json
 import math
 import re
@@ -77,6 +78,8 @@ HEADER_KEYS = (
     "as_of_crosses",
     "read_whole",
     "batch_keys",
+    "built_by",
+    "learnt_every",
 )
 # The SQL parameters an incremental-by-landing-day model restricts its raw rows with, bound by the factory: landed
 # on or after $since and, for a model that reads it, before $until (a long rebuild goes a slice of days at a time).
@@ -179,6 +182,8 @@ class SqlModel:
     as_of_crosses: str = ""
     read_whole: tuple[tuple[str, str], ...] = ()
     batch_keys: tuple[tuple[str, str], ...] = ()
+    built_by: str = ""  # "<module>:<function>" that builds the table instead of the factory (its SELECT stays the rule)
+    learnt_every: str = ""  # the setting: learnt as of the latest day of a grid of that many days (models/learning.py)
     tables_read: tuple[tuple[str, str], ...] = ()
     parameters: tuple[str, ...] = field(default_factory=tuple)
 
@@ -269,6 +274,12 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         raise SqlModelError(f"{path}: a model built in batches has batch_keys lines and reads $batch and $batches; one without, neither")
     if batch_keys and (materialization != "table" or any(tuple(table.split(".", 1)) not in tables_read or not key for table, key in batch_keys)):
         raise SqlModelError(f"{path}: a batch_keys line is `<a table the SELECT reads>: <the key's expression>`, in a model materialized as a table")
+    built_by = (header.get("built_by") or [""])[0]
+    if built_by and (":" not in built_by or materialization != "table"):
+        raise SqlModelError(f"{path}: built_by is `<module>:<function>`, in a model materialized as a table")
+    learnt_every = (header.get("learnt_every") or [""])[0]
+    if learnt_every and (not built_by or learnt_every not in LifecycleSettings.model_fields):
+        raise SqlModelError(f"{path}: learnt_every names a lifecycle setting, in a model with built_by")
     count_tables = tuple(_split_list(line) for line in header.get("count_table", []))
     for columns in count_tables:
         if not 1 <= len(columns) <= 2:
@@ -292,6 +303,8 @@ def parse_model(path: Path, root: Path = SQL_MODELS_DIR) -> SqlModel:
         as_of_crosses=as_of_crosses,
         read_whole=read_whole,
         batch_keys=batch_keys,
+        built_by=built_by,
+        learnt_every=learnt_every,
         tables_read=tuple(tables_read),
         parameters=tuple(parameters),
     )
@@ -412,6 +425,9 @@ def run_model(model: SqlModel, connection, parameters: dict[str, object], full_r
     bound_build_memory(connection)
     connection.execute(SHARED_MACROS)
     connection.execute(f"create schema if not exists {model.schema}")
+    if model.built_by:  # its own build (learnt weekly, or recomputed by visitor); the SELECT is still the rule
+        module, _, function = model.built_by.partition(":")
+        return getattr(importlib.import_module(module), function)(model, connection, parameters, full_refresh)
     exists = connection.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
         "and table_catalog = current_database()",  # another attached catalog's table is not this one
@@ -1019,6 +1035,7 @@ def describe_table(model: SqlModel, connection, as_of: dt.date, outcome: dict[st
         metadata["rebuilt_from"] = dg.MetadataValue.text(str(outcome["rebuilt_from"]))
     if model.incremental_key:
         metadata["keys_recomputed"] = dg.MetadataValue.int(int(outcome["keys_recomputed"]))
+    metadata.update(outcome.get("metadata", {}))  # a model with built_by says what its build did
     order = ", ".join(model.unique_key) if model.unique_key else "1"
     shown = shown_columns(columns)
     preview = connection.execute(

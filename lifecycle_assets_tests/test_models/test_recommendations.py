@@ -39,6 +39,13 @@ def documented_schema(file_stem: str) -> dict[str, str]:
     return dict(rows)
 
 
+@pytest.fixture
+def build(build):
+    """The conftest's build, learning at every build: these shops are a few days old and the tests look at what the
+    last day's data teaches (learning as of the week's Monday has tests of its own)."""
+    return lambda shop, as_of, **rules: build(shop, as_of, **{"recommendations_learn_every_days": 1, **rules})
+
+
 def popular_shop() -> TinyShop:
     """p1 is in 4 orders, p2 in 3, p3 in 2, p4 in 1; p5 never sold; v1 registered and bought nothing."""
     shop = TinyShop()
