@@ -81,7 +81,7 @@ def main() -> None:
             parameters = settings.sql_parameters(as_of)
             started = time.perf_counter()
             for table in (recommendations.SITE_TABLE, recommendations.CROSS_SELL_TABLE):
-                run_model(models[table], connection, parameters)
+                run_model(models[table], connection, parameters, full_refresh=True)  # every visitor, not only the changed
             figures["recommendation_marts_seconds"] = round(time.perf_counter() - started, 2)
             figures["site_recommendation_rows"] = connection.execute(
                 f"select count(*) from {recommendations.SITE_TABLE}"
