@@ -7,8 +7,9 @@ changes only when it is learnt again. So, like the factory's incremental models,
 relations, and per raw table and landing day the rows and latest `_ingested_at`) and then:
 
 - rebuilds every visitor (the SELECT as it is, a batch of visitors at a time) on the first build, a full
-  refresh, relations learnt again, another SQL or setting, an as-of day moved back, or a landing day
-  before the previous build's reach re-ingested or removed (its vanished rows' visitors are not kept);
+  refresh, relations learnt again, another SQL or setting, an as-of day moved back, a landing day
+  re-ingested or removed (its vanished rows' visitors are not kept), or a new landing day before the
+  previous build's reach;
 - else recomputes, from their whole history, the visitors named by the raw rows landed since: every
   customer any version of a touched order names (an order moved to another customer changes both), the
   visitor of each event, and the visitors with a look that left the interest window as the as-of day moved;
@@ -98,11 +99,12 @@ def _since(previous, as_of: dt.date, fingerprint: str, landed: dict) -> dt.date 
     if previous is None or previous[1] != fingerprint or as_of < previous[0]:
         return None
     previous_as_of, previous_landed = previous[0], json.loads(previous[2])
-    changed = {dt.date.fromisoformat(key.split(" ")[1]) for key in landed.keys() | previous_landed.keys()
-               if landed.get(key) != previous_landed.get(key)}
+    if any(landed.get(key) != seen for key, seen in previous_landed.items()):
+        return None  # a day re-ingested or removed: the visitors of its vanished rows are not kept
+    changed = {dt.date.fromisoformat(key.split(" ")[1]) for key in landed.keys() - previous_landed.keys()}
     reach = previous_as_of + dt.timedelta(days=1 - AS_OF_REACH_DAYS)  # rows landed from here on may enter as as_of moves
     if changed and min(changed) < reach:
-        return None  # a past day re-ingested or removed
+        return None  # a day landed late, before the last build's reach: about every visitor since, as costly
     if as_of != previous_as_of:
         changed.add(reach)
     return min(changed) if changed else "nothing"

@@ -141,6 +141,13 @@ def test_each_day_recomputes_the_visitors_whose_interest_changed_and_equals_ever
     assert shown(daily[SITE.table], "visitors_recomputed") == 4
     assert differs_from_every_visitor_rebuilt(warehouse, 8) == 0
     assert rows(warehouse, ann) == []  # p3 bought today: never recommended
+    # Day 8 exported again without the cookie's view: the cookie had no other look, and its rows go.
+    land(warehouse, "interactions", 8, SHOP[8]["interactions"][1:], ingested=dt.datetime(2030, 1, 1))
+    assert shown(build(warehouse, 8)[SITE.table], "rebuilt_from") == "every visitor"
+    assert differs_from_every_visitor_rebuilt(warehouse, 8) == 0
+    assert rows(warehouse, "select count(*) from marts.site_recommendations where visitor_id = 'cookie'") == [(0,)]
+    land(warehouse, "interactions", 8, SHOP[8]["interactions"], ingested=dt.datetime(2030, 1, 2))
+    build(warehouse, 8)
 
     # Day 9: ann's p2 of day 2 refunded: she may be shown it again.
     land_day(warehouse, 9)
