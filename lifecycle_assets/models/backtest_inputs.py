@@ -75,18 +75,26 @@ def staging_as_known_on(connection, schema: str, day: dt.date, settings: Lifecyc
 
 def inputs_fingerprint(connection, settings: LifecycleSettings, day: dt.date, queries: list[tuple[str, list]]) -> str:
     """One hash of the judged day, the settings, the code and each query's answer (counts and hashes of the rows read)."""
-    digest = hashlib.sha256()
     rules = {name: getattr(settings, name) for name in type(settings).model_fields if name != "as_of"}  # the day stands for it
+    return fingerprint_of(connection, rules, day, queries)
+
+
+def fingerprint_of(connection, rules: dict[str, object], day: dt.date, queries: list[tuple[str, list]], *code: bytes) -> str:
+    """One hash of the day, the rules (every setting but as_of), the code (the SQL models, CODE and `code`) and each
+    query's answer: the backtests' and a learnt model's (models/learning.py)."""
+    digest = hashlib.sha256()
     digest.update(json.dumps({"day": day.isoformat(), "rules": rules}, sort_keys=True, default=str).encode())
     digest.update(code_version().encode())
+    for more in code:
+        digest.update(more)
     for sql, parameters in queries:
         digest.update(repr(connection.execute(sql, parameters).fetchall()).encode())
     return digest.hexdigest()
 
 
-def stored_fingerprint(connection, table: str) -> str | None:
+def stored_fingerprint(connection, table: str, column: str = FINGERPRINT_COLUMN) -> str | None:
     """The fingerprint the table's figures were judged with; None when there are none (never built, an older table)."""
     try:
-        return connection.execute(f"select any_value({FINGERPRINT_COLUMN}) from {table}").fetchone()[0]
+        return connection.execute(f"select any_value({column}) from {table}").fetchone()[0]
     except (duckdb.CatalogException, duckdb.BinderException):  # no such table, or one from before the column
         return None

@@ -17,13 +17,11 @@ a changed setting or model, or a re-ingested day up to L learns again; a day lan
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from pathlib import Path
 
-import duckdb
 import dagster as dg
 
+from lifecycle_assets.models.backtest_inputs import fingerprint_of, judged_as_of, landed_by, stored_fingerprint
 from lifecycle_assets.models.sql_models import (
     SqlModel, SqlModelError, batches_for, bound_parameters, build_order, create_table, load_models, select_sql_on,
 )
@@ -36,8 +34,6 @@ AS_KNOWN_ON = {"staging.stg_interactions": "landed_on <= $day and occurred_on <=
 
 
 def learning_day(model: SqlModel, parameters: dict[str, object]) -> dt.date:
-    from lifecycle_assets.models.backtest_inputs import judged_as_of
-
     return judged_as_of(parameters["as_of"], int(parameters[model.learnt_every]))
 
 
@@ -46,7 +42,7 @@ def learn_as_known_on(model: SqlModel, connection, parameters: dict[str, object]
     day = learning_day(model, parameters)
     closure = _closure(model)
     fingerprint = _fingerprint(connection, parameters, day, closure)
-    kept = _stored_fingerprint(connection, model.table)
+    kept = stored_fingerprint(connection, model.table, FINGERPRINT)
     learnt = full_refresh or kept != fingerprint
     if learnt:
         _learn(model, connection, parameters, day, fingerprint, closure)
@@ -77,19 +73,9 @@ def _closure(model: SqlModel) -> list[SqlModel | tuple[str, str]]:
 
 
 def _fingerprint(connection, parameters: dict[str, object], day: dt.date, closure: list) -> str:
-    from lifecycle_assets.models.backtest_inputs import code_version
-
-    digest = hashlib.sha256()
-    rules = {name: str(value) for name, value in sorted(parameters.items()) if name != "as_of"}
-    digest.update(json.dumps({"day": day.isoformat(), "rules": rules}, sort_keys=True).encode())
-    digest.update(code_version().encode())
-    digest.update(Path(__file__).read_bytes())
-    raw = sorted({f"raw.{name}" for schema, name in _raw_read(closure)})
-    for table in raw:
-        digest.update(repr(connection.execute(
-            f"select count(*), max(_ingested_at) from {table} where _landing_date <= ?", [day]
-        ).fetchall()).encode())
-    return digest.hexdigest()
+    rules = {name: value for name, value in parameters.items() if name != "as_of"}
+    raw = tuple(sorted(name for _, name in _raw_read(closure)))
+    return fingerprint_of(connection, rules, day, landed_by(connection, day, raw), Path(__file__).read_bytes())
 
 
 def _raw_read(closure: list) -> set[tuple[str, str]]:
@@ -99,13 +85,6 @@ def _raw_read(closure: list) -> set[tuple[str, str]]:
         if isinstance(item, SqlModel) and item.table in AS_KNOWN_ON:
             raw |= {(schema, name) for schema, name in item.tables_read if schema == "raw"}
     return raw
-
-
-def _stored_fingerprint(connection, table: str) -> str | None:
-    try:
-        return connection.execute(f"select any_value({FINGERPRINT}) from {table}").fetchone()[0]
-    except (duckdb.CatalogException, duckdb.BinderException):  # not built yet, or before it was learnt
-        return None
 
 
 def _build_in_key_batches(connection, model: SqlModel, schema: str, bound: dict[str, object]) -> None:
