@@ -87,11 +87,13 @@ def _raw_read(closure: list) -> set[tuple[str, str]]:
     return raw
 
 
-def _build_in_key_batches(connection, model: SqlModel, schema: str, bound: dict[str, object]) -> None:
-    """Build `model` in `schema` from the tables there; a key model whose tables all carry its key a batch of keys at a
-    time, as the factory builds it (a key's rows depend only on its own rows): `looked_then_bought` of every customer
-    in one statement is the largest part of learning, and at 5M customers more than the build's memory."""
-    target, key_list = f"{schema}.{model.name}", ", ".join(f'"{column}"' for column in model.incremental_key)
+def build_in_key_batches(connection, model: SqlModel, schema: str, bound: dict[str, object], target: str = "") -> None:
+    """Build `model` from the tables in `schema` into `target` (default `schema.<name>`); a key model whose tables all
+    carry its key a batch of keys at a time, as the factory builds it (a key's rows depend only on its own rows):
+    `looked_then_bought` of every customer in one statement is the largest part of learning (and of the recommendation
+    backtest), and at 5M customers more than the build's memory."""
+    target = target or f"{schema}.{model.name}"
+    key_list = ", ".join(f'"{column}"' for column in model.incremental_key)
     read = [name for _, name in model.tables_read]
     carried = model.incremental_key and all(
         set(model.incremental_key) <= {row[0] for row in connection.execute(f"describe {schema}.{name}").fetchall()}
@@ -133,7 +135,7 @@ def _learn(model: SqlModel, connection, parameters: dict, day: dt.date, fingerpr
                 rule = AS_KNOWN_ON[item.table].replace("$day", known_on)
                 connection.execute(f"create view {schema}.{item.name} as select * from {item.table} where {rule}")
             else:
-                _build_in_key_batches(connection, item, schema, bound_parameters(item, at_day))
+                build_in_key_batches(connection, item, schema, bound_parameters(item, at_day))
         learnt = f"{schema}.{model.name}"
         create_table(connection, model, learnt, select_sql_on(model, schema), bound_parameters(model, at_day))
         connection.execute(

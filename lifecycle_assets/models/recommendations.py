@@ -31,6 +31,7 @@ from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.backtest_inputs import (
     FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, staging_as_known_on, stored_fingerprint,
 )
+from lifecycle_assets.models.learning import build_in_key_batches
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on
 
@@ -265,25 +266,19 @@ def _learn_looks(connection, model, settings: LifecycleSettings, as_of: dt.date)
     """The work schema's looked_then_bought, as the site learnt it on `as_of`: every customer's views and carts landed
     by then, judged with the real recommendations_interest_days, against the purchases left after holding out (a look
     followed by a held-out purchase must not teach the answer). Built from the buyers' own windows (work's events)
-    with the backtest's unbounded window, it judged no look at all, and views and carts never counted. A customer's
-    rows depend only on their own looks and purchases: built a batch of customers at a time, as the model is."""
+    with the backtest's unbounded window, it judged no look at all, and views and carts never counted. Built a batch
+    of customers at a time, as the learning builds it."""
     looks = LOOKS_SCHEMA
     connection.execute(f"drop schema if exists {looks} cascade")
     connection.execute(f"create schema {looks}")
     known_on = f"date '{as_of.isoformat()}'"
-    customers = connection.execute("select approx_count_distinct(customer_id) from staging.stg_interactions").fetchone()[0]
-    batches = batches_for(customers)
-    for batch in range(batches):
-        in_batch = f"hash(customer_id) % {batches} = {batch}"
-        connection.execute(
-            f"create or replace view {looks}.stg_interactions as select * from staging.stg_interactions "
-            f"where landed_on <= {known_on} and occurred_on <= {known_on} and {in_batch}"
-        )
-        connection.execute(
-            f"create or replace view {looks}.stg_order_items as select * from {WORK_SCHEMA}.stg_order_items where {in_batch}"
-        )
-        written = f"create table {WORK_SCHEMA}.{model.name} as" if batch == 0 else f"insert into {WORK_SCHEMA}.{model.name} by name"
-        connection.execute(f"{written} {select_sql_on(model, looks)}", bound_parameters(model, settings.sql_parameters(as_of)))
+    connection.execute(
+        f"create view {looks}.stg_interactions as select * from staging.stg_interactions "
+        f"where landed_on <= {known_on} and occurred_on <= {known_on}"
+    )
+    connection.execute(f"create view {looks}.stg_order_items as select * from {WORK_SCHEMA}.stg_order_items")
+    build_in_key_batches(connection, model, looks, bound_parameters(model, settings.sql_parameters(as_of)),
+                         f"{WORK_SCHEMA}.{model.name}")
 
 
 def run_recommendation_backtest(connection, settings: LifecycleSettings, as_of: dt.date) -> RecommendationBacktest | None:
