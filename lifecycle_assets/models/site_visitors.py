@@ -2,9 +2,10 @@
 
 A visitor's list depends only on their own purchases and recent looks (views, carts) and on what the shop
 learnt as of the learning day (intermediate.site_recommendation_relations, models/learning.py), which
-changes only when it is learnt again. So, like the factory's incremental models, a build keeps in
-`lifecycle_state` what it saw (the as-of day, a fingerprint of the SQL, the settings and the learnt
-relations, and per raw table and landing day the rows and latest `_ingested_at`) and then:
+changes only when it is learnt again. So, like the factory's incremental models and in their
+`lifecycle_state` tables, a build keeps what it saw (the as-of day, a fingerprint of the SQL, the settings
+and the learnt relations, and the landing days its staging tables were built from: per raw table and day
+the rows and latest `_ingested_at`) and then:
 
 - rebuilds every visitor (the SELECT as it is, a batch of visitors at a time) on the first build, a full
   refresh, relations learnt again, another SQL or setting, an as-of day moved back, a landing day
@@ -27,13 +28,12 @@ import json
 import dagster as dg
 
 from lifecycle_assets.models.learning import FINGERPRINT
-from lifecycle_assets.models.sql_models import (
-    AS_OF_REACH_DAYS, STATE_SCHEMA, SqlModel, bound_parameters, create_table, select_sql_on,
+from lifecycle_assets.models.sql_models import (  # the factory's own bookkeeping of incremental builds
+    AS_OF_REACH_DAYS, SqlModel, _create_state_tables, _landed_days, _read_state, _write_state, bound_parameters,
+    create_table, select_sql_on,
 )
 
-STATE = f"{STATE_SCHEMA}.site_recommendations_builds"
 SCOPE = "site_recommendations_scope"  # the recomputed visitors' rows, while a build runs
-RAW_READ = ("orders", "order_items", "interactions")  # under stg_order_items and stg_interactions
 RELATIONS = "intermediate.site_recommendation_relations"
 VISITOR = ("case when customer_id is null then 'anonymous' else 'customer' end", "coalesce(customer_id, anonymous_id)")
 
@@ -42,13 +42,12 @@ def build_by_visitor(model: SqlModel, connection, parameters: dict[str, object],
     as_of = parameters["as_of"]
     bound = bound_parameters(model, parameters)
     fingerprint = _fingerprint(model, connection, parameters)
-    landed = _landed_days(connection)
+    landed = _landed_days(connection, model)  # as its staging tables' last builds kept them
     exists = connection.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
         "and table_catalog = current_database()", [model.schema, model.name]).fetchone()[0]
-    connection.execute(f"create schema if not exists {STATE_SCHEMA}")
-    connection.execute(f"create table if not exists {STATE} (as_of date, fingerprint varchar, landed varchar)")
-    previous = connection.execute(f"select as_of, fingerprint, landed from {STATE}").fetchone()
+    _create_state_tables(connection)
+    previous = _read_state(connection, model)
     since = _since(previous, as_of, fingerprint, landed) if exists and not full_refresh else None
     connection.execute("begin transaction")
     try:
@@ -61,8 +60,7 @@ def build_by_visitor(model: SqlModel, connection, parameters: dict[str, object],
         else:
             recomputed = _recompute_changed_visitors(model, connection, bound, since, previous[0], as_of, parameters)
             rebuilt_from = since.isoformat()
-        connection.execute(f"delete from {STATE}")
-        connection.execute(f"insert into {STATE} values (?, ?, ?)", [as_of, fingerprint, json.dumps(landed, sort_keys=True)])
+        _write_state(connection, model, as_of, fingerprint, "", landed)
         connection.execute("commit")
     except BaseException:
         connection.execute("rollback")
@@ -83,25 +81,17 @@ def _fingerprint(model: SqlModel, connection, parameters: dict[str, object]) -> 
     return hashlib.sha256(json.dumps([model.select_sql, rules, learnt], sort_keys=True).encode()).hexdigest()
 
 
-def _landed_days(connection) -> dict[str, list]:
-    """'<raw table> <landing day>' -> [rows, latest _ingested_at]: a re-ingested day gets a new _ingested_at."""
-    days = {}
-    for name in RAW_READ:
-        for day, rows, ingested in connection.execute(
-            f"select _landing_date, count(*), max(_ingested_at) from raw.{name} group by all"
-        ).fetchall():
-            days[f"raw.{name} {day}"] = [int(rows), str(ingested)]
-    return days
-
-
 def _since(previous, as_of: dt.date, fingerprint: str, landed: dict) -> dt.date | str | None:
-    """The earliest landing day whose rows' visitors to recompute; "nothing"; or None: every visitor."""
+    """The earliest landing day whose rows' visitors to recompute; "nothing"; or None: every visitor.
+
+    `previous`: the last build's (as_of, fingerprint, columns, landed days); `landed`: (table, day) -> (rows, latest
+    `_ingested_at`) now."""
     if previous is None or previous[1] != fingerprint or as_of < previous[0]:
         return None
-    previous_as_of, previous_landed = previous[0], json.loads(previous[2])
+    previous_as_of, _, _, previous_landed = previous
     if any(landed.get(key) != seen for key, seen in previous_landed.items()):
         return None  # a day re-ingested or removed: the visitors of its vanished rows are not kept
-    changed = {dt.date.fromisoformat(key.split(" ")[1]) for key in landed.keys() - previous_landed.keys()}
+    changed = {day for _, day in landed.keys() - previous_landed.keys()}
     reach = previous_as_of + dt.timedelta(days=1 - AS_OF_REACH_DAYS)  # rows landed from here on may enter as as_of moves
     if changed and min(changed) < reach:
         return None  # a day landed late, before the last build's reach: about every visitor since, as costly
