@@ -87,7 +87,7 @@ def main() -> None:
                 f"select count(*) from {recommendations.SITE_TABLE}"
             ).fetchone()[0]
             started = time.perf_counter()
-            written = recommendations.export_recommendations(connection, root / "export", as_of)
+            written, _ = recommendations.export_recommendations(connection, root / "export", as_of)
             figures["export_seconds"] = round(time.perf_counter() - started, 2)
             figures["export_bytes"] = {name: file["bytes"] for name, file in written.items()}
             started = time.perf_counter()
