@@ -34,6 +34,25 @@ first_purchase_day as (
     select customer_id, purchase_on as first_purchase_on
     from intermediate.purchase_days
     where purchase_number = 1
+),
+suppressions as (
+    select
+        customer_id,
+        min(occurred_at) as suppressed_at,
+        string_agg(distinct event_type, ',' order by event_type) as suppression_reasons
+    from staging.stg_interactions
+    where event_type in ('unsubscribe', 'bounce', 'spam_report') and customer_id is not null
+    group by customer_id
+),
+site_activity as (
+    select
+        customer_id,
+        max(occurred_at) as last_site_activity_at,
+        max(occurred_at) filter (where event_type in ('add_to_cart', 'checkout_started')) as last_cart_at
+    from staging.stg_interactions
+    where customer_id is not null
+      and event_type in ('page_view', 'product_view', 'search', 'add_to_cart', 'remove_from_cart', 'checkout_started')
+    group by customer_id
 )
 select
     customers.customer_id,
@@ -44,8 +63,8 @@ select
     customers.birthday,
     customers.marketing_consent,
     recipients.address,
-    activity.suppressed_at,
-    activity.suppression_reasons,
+    suppressions.suppressed_at,
+    suppressions.suppression_reasons,
     recipients.not_receiving_reason,
     coalesce(recipients.may_receive_letters, false) as can_receive_letters,
     coalesce(orders_per_customer.orders_count, 0) as orders_count,
@@ -68,12 +87,13 @@ select
     latest_purchase_day.purchase_on + latest_purchase_day.departing_after_days as departing_from,
     latest_purchase_day.expected_next_purchase_on,
     latest_purchase_day.last_return_on,
-    activity.last_site_activity_at,
-    activity.last_cart_at
+    site_activity.last_site_activity_at,
+    site_activity.last_cart_at
 from staging.stg_customers as customers
 left join orders_per_customer using (customer_id)
 left join first_orders using (customer_id)
 left join latest_purchase_day using (customer_id)
 left join first_purchase_day using (customer_id)
-left join intermediate.customer_site_activity as activity using (customer_id)
+left join suppressions using (customer_id)
 left join intermediate.letter_recipients as recipients using (customer_id)
+left join site_activity using (customer_id)
