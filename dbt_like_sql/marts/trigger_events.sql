@@ -5,7 +5,6 @@
 with settings as (
     select
         $as_of::date as as_of,
-        $as_of::date - $letter_catch_up_days::integer as due_after,
         -- Cart and browse triggers only need the site events of the last few days: the cost follows
         -- new data, not the whole history.
         $as_of::date - $letter_catch_up_days::integer
@@ -180,8 +179,10 @@ abandoned_browse as (
       )
 ),
 first_order_products as (
+    -- only the new buyers' first orders: new_buyer_series reads no other
     select facts.customer_id, list(distinct items.product_id order by items.product_id) as products
     from facts
+    semi join lifecycle on lifecycle.customer_id = facts.customer_id and lifecycle.stage = 'new_buyer'
     join staging.stg_order_items as items on items.order_id = facts.first_order_id
     group by facts.customer_id
 ),
@@ -476,6 +477,7 @@ select
     all_triggers.products,
     all_triggers.details::varchar as details
 from all_triggers
-cross join settings
-where all_triggers.due_on > settings.due_after
-  and all_triggers.due_on <= settings.as_of
+-- the due window as constants, not the settings CTE's columns: DuckDB then filters each trigger's rows before
+-- it builds their details (a comparison with another relation's column is a join, applied after the union)
+where all_triggers.due_on > $as_of::date - $letter_catch_up_days::integer
+  and all_triggers.due_on <= $as_of::date
