@@ -414,10 +414,14 @@ def test_a_later_export_groups_again_only_the_changed_lists_and_writes_the_same_
     _, regrouped = export_recommendations(connection, tmp_path / "again", day(5))
     assert regrouped == {"site_recommendations": 0, "checkout_cross_sell": 0}
 
-    # Three visitors change: c3's first product, cookie-1 gone, a new cookie; the default row's rank order reversed in
-    # storage only (not a change). Then the kept lists must give the files a grouping of everything from scratch gives.
+    # Four visitors change: c3's first product, c4's first two products say another source (the same change on two
+    # rows: a digest that xor-ed the rows' struct hashes missed it at 1M), cookie-1 gone, a new cookie; the default
+    # row's rank order reversed in storage only (not a change). Then the kept lists must give the files a grouping of
+    # everything from scratch gives.
     connection.execute("update marts.site_recommendations set product_id = 'p5' "
                        "where visitor_id = 'c3' and recommendation_rank = 1")
+    connection.execute("update marts.site_recommendations set source = 'goes_with' "
+                       "where visitor_id = 'c4' and recommendation_rank <= 2")
     connection.execute("delete from marts.site_recommendations where visitor_id = 'cookie-1'")
     connection.execute("insert into marts.site_recommendations by name select 'anonymous' as visitor_type, "
                        "'cookie-2' as visitor_id, recommendation_rank, product_id, source, chance "
@@ -426,13 +430,15 @@ def test_a_later_export_groups_again_only_the_changed_lists_and_writes_the_same_
     connection.execute("delete from marts.site_recommendations where visitor_type = 'default'")
     connection.executemany("insert into marts.site_recommendations values (?, ?, ?, ?, ?, ?)", list(reversed(default_rows)))
     _, regrouped = export_recommendations(connection, tmp_path / "daily", day(5))
-    assert regrouped == {"site_recommendations": 3, "checkout_cross_sell": 0}
+    assert regrouped == {"site_recommendations": 4, "checkout_cross_sell": 0}
     connection.execute("drop table lifecycle_state.export__site_recommendations")
     connection.execute("drop table lifecycle_state.export__checkout_cross_sell")
     export_recommendations(connection, tmp_path / "scratch", day(5))
     for name in ("site_recommendations.jsonl", "site_recommendations.parquet", "checkout_cross_sell.jsonl"):
         assert (tmp_path / "daily" / name).read_bytes() == (tmp_path / "scratch" / name).read_bytes(), name
-    site = {(line["visitor_type"], line["visitor_id"]): [p["product_id"] for p in line["products"]]
+    site = {(line["visitor_type"], line["visitor_id"]): line["products"]
             for line in map(json.loads, (tmp_path / "daily" / "site_recommendations.jsonl").read_text().splitlines())}
-    assert site[("customer", "c3")][0] == "p5" and ("anonymous", "cookie-1") not in site
-    assert site[("anonymous", "cookie-2")] == site[("default", None)] == ["p1", "p2", "p3"]
+    assert site[("customer", "c3")][0]["product_id"] == "p5" and ("anonymous", "cookie-1") not in site
+    assert [product["source"] for product in site[("customer", "c4")][:2]] == ["goes_with", "goes_with"]
+    assert site[("anonymous", "cookie-2")] == site[("default", None)]
+    assert [product["product_id"] for product in site[("default", None)]] == ["p1", "p2", "p3"]
