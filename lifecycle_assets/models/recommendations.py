@@ -34,7 +34,9 @@ from lifecycle_assets.models.backtest_inputs import (
 )
 from lifecycle_assets.models.learning import build_in_key_batches
 from lifecycle_assets.models.settings import LifecycleSettings
-from lifecycle_assets.models.sql_models import STATE_SCHEMA, batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on
+from lifecycle_assets.models.sql_models import (
+    STATE_SCHEMA, batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on, transaction,
+)
 
 SITE_TABLE = "marts.site_recommendations"
 CROSS_SELL_TABLE = "marts.checkout_cross_sell"
@@ -113,8 +115,7 @@ def _kept_lists(connection, stem: str, table: str, keys: str, item: str) -> tupl
             # A list aggregate's states stay in memory, so the changed keys are grouped build_keys_per_batch() at a
             # time (by a hash of the key): at 5M customers (4.1M visitors) one statement ran out of the 4 GB build limit.
             batches = batches_for(regrouped)
-            connection.execute("begin transaction")
-            try:
+            with transaction(connection):
                 connection.execute(f"delete from {kept} as kept using {changed} as now where {same}")
                 for batch in range(batches):
                     connection.execute(
@@ -122,10 +123,6 @@ def _kept_lists(connection, stem: str, table: str, keys: str, item: str) -> tupl
                         f"from {table} as now semi join {changed} as kept on {same} "
                         f"where hash({keys}) % {batches} = {batch} group by all"
                     )
-                connection.execute("commit")
-            except BaseException:
-                connection.execute("rollback")
-                raise
     finally:
         connection.execute(f"drop table if exists {digests}")
         connection.execute(f"drop table if exists {changed}")

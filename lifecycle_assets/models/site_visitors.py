@@ -30,7 +30,7 @@ import dagster as dg
 from lifecycle_assets.models.learning import FINGERPRINT
 from lifecycle_assets.models.sql_models import (  # the factory's own bookkeeping of incremental builds
     AS_OF_REACH_DAYS, SqlModel, _create_state_tables, _landed_days, _read_state, _write_state, bound_parameters,
-    create_table, select_sql_on,
+    create_table, select_sql_on, transaction,
 )
 
 SCOPE = "site_recommendations_scope"  # the recomputed visitors' rows, while a build runs
@@ -49,22 +49,18 @@ def build_by_visitor(model: SqlModel, connection, parameters: dict[str, object],
     _create_state_tables(connection)
     previous = _read_state(connection, model)
     since = _since(previous, as_of, fingerprint, landed) if exists and not full_refresh else None
-    connection.execute("begin transaction")
     try:
-        if since is None:  # every visitor
-            create_table(connection, model, model.table, model.select_sql, bound)
-            recomputed = connection.execute(f"select count(distinct (visitor_type, visitor_id)) from {model.table}").fetchone()[0]
-            rebuilt_from = "every visitor"
-        elif since == "nothing":
-            recomputed, rebuilt_from = 0, "nothing changed"
-        else:
-            recomputed = _recompute_changed_visitors(model, connection, bound, since, previous[0], as_of, parameters)
-            rebuilt_from = since.isoformat()
-        _write_state(connection, model, as_of, fingerprint, "", landed)
-        connection.execute("commit")
-    except BaseException:
-        connection.execute("rollback")
-        raise
+        with transaction(connection):
+            if since is None:  # every visitor
+                create_table(connection, model, model.table, model.select_sql, bound)
+                recomputed = connection.execute(f"select count(distinct (visitor_type, visitor_id)) from {model.table}").fetchone()[0]
+                rebuilt_from = "every visitor"
+            elif since == "nothing":
+                recomputed, rebuilt_from = 0, "nothing changed"
+            else:
+                recomputed = _recompute_changed_visitors(model, connection, bound, since, previous[0], as_of, parameters)
+                rebuilt_from = since.isoformat()
+            _write_state(connection, model, as_of, fingerprint, "", landed)
     finally:
         connection.execute(f"drop schema if exists {SCOPE} cascade")
     row_count = connection.execute(f"select count(*) from {model.table}").fetchone()[0]

@@ -37,7 +37,8 @@ Counts list every known value of a column (`KNOWN_VALUES`: stages, segments, let
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import datetime as dt
 import functools
@@ -405,6 +406,18 @@ create or replace temp macro landed_as_of_order(landing_date, as_of) as
 """
 
 
+@contextmanager
+def transaction(connection) -> Iterator[None]:
+    """What the block writes is committed together, or rolled back on any error (an interrupt included)."""
+    connection.execute("begin transaction")
+    try:
+        yield
+        connection.execute("commit")
+    except BaseException:
+        connection.execute("rollback")
+        raise
+
+
 def bound_build_memory(connection) -> None:
     """The build's DuckDB memory_limit (LIFECYCLE_BUILD_MEMORY_LIMIT), spilling beyond it. Every step of the build sets
     it: a step's connection starts with DuckDB's default of 80% of the machine, and a 1M-customer build peaked at
@@ -604,8 +617,7 @@ def _build_by_landing_day(model: SqlModel, connection, bound: dict[str, object],
     full = since == EVERY_LANDING_DAY
     slices = _day_slices(model, since, state[3])
     # The table and what it was built from change together, or neither does.
-    connection.execute("begin transaction")
-    try:
+    with transaction(connection):
         added = 0
         if full:
             connection.execute(f"create or replace table {model.table} as {model.select_sql}", {**bound, **slices[0]})
@@ -617,10 +629,6 @@ def _build_by_landing_day(model: SqlModel, connection, bound: dict[str, object],
         for days in slices[1:] if full else slices:
             added += connection.execute(f"insert into {model.table} by name {model.select_sql}", {**bound, **days}).fetchone()[0]
         _write_state(connection, model, *state)
-        connection.execute("commit")
-    except BaseException:
-        connection.execute("rollback")
-        raise
     return {**_rebuilt(model, connection, added, removed, exists, since), "slices": len(slices)}
 
 
@@ -861,36 +869,32 @@ def _build_by_key(
             {SINCE_PARAMETER: since},
         )
     # The table, its keys' landing days and what it was built from change together, or none does.
-    connection.execute("begin transaction")
     try:
-        same_keys = f"({key_list}) in (select {key_list} from {keys})"
-        updated = 0
-        if model.merge_exclude_columns and incremental:  # keep what the build that first recorded a row wrote
-            merged = _merge_incremental(
-                model, connection, bound, *(() if full else (_restricted_to_keys(model, keys), same_keys))
-            )
-            added, removed, updated = merged["rows_added"], merged["rows_removed"], merged["rows_updated"]
-        if full:
-            connection.execute(f"create or replace table {key_state} as {_keys_landed(model, connection, None)}")
-            recomputed = connection.execute(f"select count(*) from {key_state}").fetchone()[0]
-            if not (model.merge_exclude_columns and incremental):
-                _create_in_key_batches(model, connection, bound, key_state, recomputed, keys)
-                removed = 0
-                added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
-        else:
-            if not model.merge_exclude_columns:
-                removed = connection.execute(f"delete from {model.table} where {same_keys}").fetchone()[0]
-                added = connection.execute(
-                    f"insert into {model.table} by name {_restricted_to_keys(model, keys)}", bound
-                ).fetchone()[0]
-            connection.execute(f"delete from {key_state} where {same_keys}")
-            connection.execute(f"insert into {key_state} by name {_keys_landed(model, connection, keys)}")
-            recomputed = connection.execute(f"select count(*) from {keys}").fetchone()[0]
-        _write_state(connection, model, *state)
-        connection.execute("commit")
-    except BaseException:
-        connection.execute("rollback")
-        raise
+        with transaction(connection):
+            same_keys = f"({key_list}) in (select {key_list} from {keys})"
+            updated = 0
+            if model.merge_exclude_columns and incremental:  # keep what the build that first recorded a row wrote
+                merged = _merge_incremental(
+                    model, connection, bound, *(() if full else (_restricted_to_keys(model, keys), same_keys))
+                )
+                added, removed, updated = merged["rows_added"], merged["rows_removed"], merged["rows_updated"]
+            if full:
+                connection.execute(f"create or replace table {key_state} as {_keys_landed(model, connection, None)}")
+                recomputed = connection.execute(f"select count(*) from {key_state}").fetchone()[0]
+                if not (model.merge_exclude_columns and incremental):
+                    _create_in_key_batches(model, connection, bound, key_state, recomputed, keys)
+                    removed = 0
+                    added = connection.execute(f"select count(*) from {model.table}").fetchone()[0]
+            else:
+                if not model.merge_exclude_columns:
+                    removed = connection.execute(f"delete from {model.table} where {same_keys}").fetchone()[0]
+                    added = connection.execute(
+                        f"insert into {model.table} by name {_restricted_to_keys(model, keys)}", bound
+                    ).fetchone()[0]
+                connection.execute(f"delete from {key_state} where {same_keys}")
+                connection.execute(f"insert into {key_state} by name {_keys_landed(model, connection, keys)}")
+                recomputed = connection.execute(f"select count(*) from {keys}").fetchone()[0]
+            _write_state(connection, model, *state)
     finally:
         connection.execute(f"drop table if exists {keys}")
     return {**_rebuilt(model, connection, added, removed, exists, since), "rows_updated": int(updated),

@@ -15,6 +15,7 @@ import pytest
 from lifecycle_assets.ingest.contract import ENTITIES
 from lifecycle_assets.ingest.storage import raw_table_ddl
 from lifecycle_assets.models.settings import LifecycleSettings
+from lifecycle_assets.models import sql_models
 from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, SqlModelError, build_order, load_models, parse_model, run_model
 from lifecycle_assets_tests.test_models.tiny_shop import at, day, edited_model
 
@@ -330,3 +331,25 @@ def test_a_shop_with_more_keys_than_a_batch_builds_in_batches_the_same_tables(wa
     build(warehouse, 10, full_refresh=True)
     monkeypatch.delenv("LIFECYCLE_BUILD_KEYS_PER_BATCH")
     assert differences(warehouse, 10) == NONE_DIFFER  # the reference: every key in one statement
+
+
+def test_a_build_interrupted_before_its_state_is_written_leaves_every_table_as_the_last_build_left_it(warehouse, monkeypatch):
+    for landing_day in range(1, 4):
+        land_day(warehouse, landing_day)
+        build(warehouse, landing_day)
+    tables = [model.table for model in BUILT]
+    before = {table: sorted(warehouse.execute(f"select * from {table}").fetchall(), key=repr) for table in tables}
+    land_day(warehouse, 4)
+    land_day(warehouse, 5)
+
+    def interrupted(*_):  # the operator stops the run after a table's rows were written, before its state
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sql_models, "_write_state", interrupted)
+    for model in BUILT:
+        with pytest.raises(KeyboardInterrupt):
+            run_model(model, warehouse, parameters(5))
+    assert {table: sorted(warehouse.execute(f"select * from {table}").fetchall(), key=repr) for table in tables} == before
+    monkeypatch.undo()
+    build(warehouse, 5)  # the next run finds what changed since the last finished build
+    assert differences(warehouse, 5) == NONE_DIFFER
