@@ -1,6 +1,8 @@
--- description: What customers come back for: per product A and product B, over every repeat purchase day of every customer, how often B was bought that day by a customer who had bought A on an earlier day (`purchases_after`, `with_related`), the chance of B on such a day (`chance_next`, shrunk toward B's share of all repeat purchase days, `chance_alone`, as if A had cross_sell_prior_orders more such days at B's usual share), and `added_chance` = the difference. Read by marts.site_recommendations.
+-- description: What customers come back for: per product A and product B, over every repeat purchase day of every customer, how often B was bought that day by a customer who had bought A on an earlier day (`purchases_after`, `with_related`), the chance of B on such a day (`chance_next`, shrunk toward B's share of all repeat purchase days, `chance_alone`, as if A had cross_sell_prior_orders more such days at B's usual share), and `added_chance` = the difference. Read by intermediate.site_recommendation_relations, which is learnt once a week: so is this table, as known on the same learning day (the latest day of a grid of recommendations_learn_every_days days, Mondays for 7) from what had landed by then, and a daily build keeps it (models/learning.py).
 -- owners: team:data
 -- unique_key: product_id, related_product_id
+-- built_by: lifecycle_assets.models.learning:learn_as_known_on
+-- learnt_every: recommendations_learn_every_days
 with purchase_products as (
     select distinct customer_id, ordered_on, product_id
     from staging.stg_order_items

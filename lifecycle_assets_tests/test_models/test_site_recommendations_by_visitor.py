@@ -112,13 +112,16 @@ def learnt_as_a_new_shop(tmp_path, connection, learning_day: int) -> list[tuple]
         fresh.execute(f"insert into raw.{entity} by name select * from landed")
         fresh.unregister("landed")
     build(fresh, learning_day, recommendations_learn_every_days=1)
-    relations = rows(fresh, f"select * exclude (learnt_fingerprint) from {RELATIONS.table} order by all")
+    learnt = relations(fresh)
     fresh.close()
-    return relations
+    return learnt
 
 
-def relations(connection) -> list[tuple]:
-    return rows(connection, f"select * exclude (learnt_fingerprint) from {RELATIONS.table} order by all")
+LEARNT = (RELATIONS.table, "intermediate.product_bought_next")  # the tables learnt as known on the learning day
+
+
+def relations(connection) -> dict[str, list[tuple]]:
+    return {table: rows(connection, f"select * exclude (learnt_fingerprint) from {table} order by all") for table in LEARNT}
 
 
 def test_each_day_recomputes_the_visitors_whose_interest_changed_and_equals_every_visitor_rebuilt(warehouse):
@@ -195,7 +198,7 @@ def test_the_shop_is_learnt_as_known_on_monday_and_again_only_when_what_had_land
     # o7's correction, landed on days 9 and 10, are not known; a new shop holding only what had landed by day 7 learns
     # the same
     learnt = relations(warehouse)
-    assert {row[-1] for row in learnt} == {day(7)}
+    assert all(learnt.values()) and {row[-1] for table in LEARNT for row in learnt[table]} == {day(7)}
     assert learnt == learnt_as_a_new_shop(tmp_path, warehouse, 7)
     # a full refresh learns the same again, also a batch of two keys at a time (as a large shop learns)
     monkeypatch.setenv("LIFECYCLE_BUILD_KEYS_PER_BATCH", "2")
