@@ -24,7 +24,6 @@ from dataclasses import fields as fields_of
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from lifecycle_assets.environment import recommendations_dir
@@ -35,7 +34,8 @@ from lifecycle_assets.models.backtest_inputs import (
 from lifecycle_assets.models.learning import build_in_key_batches
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import (
-    STATE_SCHEMA, batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on, transaction,
+    STATE_SCHEMA, _columns, batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on,
+    transaction,
 )
 
 SITE_TABLE = "marts.site_recommendations"
@@ -70,13 +70,6 @@ def _write_atomically(connection, query: str, target: Path, copy_options: str) -
     return int(rows)
 
 
-def _column_types(connection, table: str) -> list[tuple[str, str]]:
-    try:
-        return [(row[0], row[1]) for row in connection.execute(f"describe {table}").fetchall()]
-    except duckdb.CatalogException:
-        return []
-
-
 def _kept_lists(connection, stem: str, table: str, keys: str, item: str) -> tuple[str, int]:
     """The export's rows, one per key with its ranked list, kept between builds; returns the table and the keys grouped.
 
@@ -88,26 +81,28 @@ def _kept_lists(connection, stem: str, table: str, keys: str, item: str) -> tupl
     """
     kept = f"{STATE_SCHEMA}.export__{stem}"
     columns = [column.strip() for column in keys.split(",")]
-    same = " and ".join(f"kept.{column} is not distinct from now.{column}" for column in columns)
+
+    def same_key(left: str, right: str) -> str:
+        return " and ".join(f"{left}.{column} is not distinct from {right}.{column}" for column in columns)
+
     # A row's struct hash is hashed again: DuckDB combines a struct's field hashes so that the same change on two rows
     # (two ranks' source from goes_with to popular) cancelled in an xor of them, and 823 of 820k lists went unchanged
     # at 1M. Hashing the 64-bit value again mixes it (multiplications), so such changes no longer cancel (1.0 s at 1M;
     # hashing each row's text instead: 3.0 s).
     digest = f"sum(hash(hash({item}))::hugeint) as digest, count(*) as row_count"
-    digests, changed = f"export_{stem}_digests", f"export_{stem}_changed"
+    lists = f"select {keys}, {digest}, list_sort(list({item})) as products from {table}"
+    empty, digests, changed = f"export_{stem}_empty", f"export_{stem}_digests", f"export_{stem}_changed"
     connection.execute(f"create schema if not exists {STATE_SCHEMA}")
-    connection.execute(
-        f"create or replace temporary table {digests} as select {keys}, {digest}, list_sort(list({item})) as products "
-        f"from {table} where false group by all"
-    )
-    if _column_types(connection, kept) != _column_types(connection, digests):  # none kept, or kept by other code
-        connection.execute(f"create or replace table {kept} as from {digests}")
+    connection.execute(f"create or replace temporary table {empty} as {lists} where false group by all")
+    connection.execute(f"create table if not exists {kept} as from {empty}")
+    if _columns(connection, kept) != _columns(connection, empty):  # kept by other code (an older digest)
+        connection.execute(f"create or replace table {kept} as from {empty}")
     try:
         connection.execute(f"create or replace temporary table {digests} as select {keys}, {digest} from {table} group by all")
         connection.execute(
             f"create or replace temporary table {changed} as select "
             + ", ".join(f"coalesce(now.{column}, kept.{column}) as {column}" for column in columns)
-            + f" from {digests} as now full join {kept} as kept on {same} "
+            + f" from {digests} as now full join {kept} as kept on {same_key('kept', 'now')} "
             "where now.digest is distinct from kept.digest or now.row_count is distinct from kept.row_count"
         )
         regrouped = connection.execute(f"select count(*) from {changed}").fetchone()[0]
@@ -116,14 +111,14 @@ def _kept_lists(connection, stem: str, table: str, keys: str, item: str) -> tupl
             # time (by a hash of the key): at 5M customers (4.1M visitors) one statement ran out of the 4 GB build limit.
             batches = batches_for(regrouped)
             with transaction(connection):
-                connection.execute(f"delete from {kept} as kept using {changed} as now where {same}")
+                connection.execute(f"delete from {kept} as kept using {changed} as now where {same_key('kept', 'now')}")
                 for batch in range(batches):
                     connection.execute(
-                        f"insert into {kept} select {keys}, {digest}, list_sort(list({item})) as products "
-                        f"from {table} as now semi join {changed} as kept on {same} "
+                        f"insert into {kept} {lists} as listed semi join {changed} on {same_key('listed', changed)} "
                         f"where hash({keys}) % {batches} = {batch} group by all"
                     )
     finally:
+        connection.execute(f"drop table if exists {empty}")
         connection.execute(f"drop table if exists {digests}")
         connection.execute(f"drop table if exists {changed}")
     return kept, int(regrouped)

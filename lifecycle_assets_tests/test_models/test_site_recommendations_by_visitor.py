@@ -101,8 +101,8 @@ def differs_from_every_visitor_rebuilt(connection, as_of: int) -> int:
     ).fetchone()[0]
 
 
-def learnt_as_a_new_shop(tmp_path, connection, learning_day: int) -> list[tuple]:
-    """The relations of a new warehouse holding only the raw rows landed by the learning day, built as of that day."""
+def learnt_as_a_new_shop(tmp_path, connection, learning_day: int) -> dict[str, list[tuple]]:
+    """The learnt tables of a new warehouse holding only the raw rows landed by the learning day, built as of that day."""
     fresh = duckdb.connect(str(tmp_path / f"as_known_on_{learning_day}_{len(list(tmp_path.glob('as_known_on_*')))}.duckdb"))
     fresh.execute("create schema raw")
     for entity in ENTITY_NAMES:
@@ -112,7 +112,7 @@ def learnt_as_a_new_shop(tmp_path, connection, learning_day: int) -> list[tuple]
         fresh.execute(f"insert into raw.{entity} by name select * from landed")
         fresh.unregister("landed")
     build(fresh, learning_day, recommendations_learn_every_days=1)
-    learnt = relations(fresh)
+    learnt = learnt_tables(fresh)
     fresh.close()
     return learnt
 
@@ -120,7 +120,7 @@ def learnt_as_a_new_shop(tmp_path, connection, learning_day: int) -> list[tuple]
 LEARNT = (RELATIONS.table, "intermediate.product_bought_next")  # the tables learnt as known on the learning day
 
 
-def relations(connection) -> dict[str, list[tuple]]:
+def learnt_tables(connection) -> dict[str, list[tuple]]:
     return {table: rows(connection, f"select * exclude (learnt_fingerprint) from {table} order by all") for table in LEARNT}
 
 
@@ -197,19 +197,19 @@ def test_the_shop_is_learnt_as_known_on_monday_and_again_only_when_what_had_land
     # as of Wednesday (day 10), learnt as known on Monday (day 7): ann's refund, bob's order of day 5 exported late and
     # o7's correction, landed on days 9 and 10, are not known; a new shop holding only what had landed by day 7 learns
     # the same
-    learnt = relations(warehouse)
+    learnt = learnt_tables(warehouse)
     assert all(learnt.values()) and {row[-1] for table in LEARNT for row in learnt[table]} == {day(7)}
     assert learnt == learnt_as_a_new_shop(tmp_path, warehouse, 7)
     # a full refresh learns the same again, also a batch of two keys at a time (as a large shop learns)
     monkeypatch.setenv("LIFECYCLE_BUILD_KEYS_PER_BATCH", "2")
     refreshed = build(warehouse, 10, full_refresh=True)
     monkeypatch.delenv("LIFECYCLE_BUILD_KEYS_PER_BATCH")
-    assert shown(refreshed[RELATIONS.table], "learnt_this_build") and relations(warehouse) == learnt
+    assert shown(refreshed[RELATIONS.table], "learnt_this_build") and learnt_tables(warehouse) == learnt
     # a corrected export of day 2 (o5 bought p4, not p3) is learnt again; a day landed after Monday is not
     land(warehouse, "order_items", 2, [line("o4", 1, "p2"), line("o5", 1, "p4")], ingested=dt.datetime(2030, 1, 1))
     corrected = build(warehouse, 10)
     assert shown(corrected[RELATIONS.table], "learnt_this_build")
-    assert relations(warehouse) != learnt and relations(warehouse) == learnt_as_a_new_shop(tmp_path, warehouse, 7)
+    assert learnt_tables(warehouse) != learnt and learnt_tables(warehouse) == learnt_as_a_new_shop(tmp_path, warehouse, 7)
     land(warehouse, "orders", 10, [order("o10", "cy", 10)])
     land(warehouse, "order_items", 10, [line("o10", 1, "p3")])
     assert not shown(build(warehouse, 10)[RELATIONS.table], "learnt_this_build")
