@@ -40,10 +40,11 @@ from dagster_duckdb import DuckDBResource
 from lifecycle_assets.sample_data.cdnow import convert_cdnow  # the project's CDNOW converter, imported here only
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.backtest_inputs import (
-    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, staging_as_known_on, stored_fingerprint,
+    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, models_read_by, staging_as_known_on,
+    stored_fingerprint,
 )
 from lifecycle_assets.models.settings import RAW_ENTITIES, LifecycleSettings
-from lifecycle_assets.models.sql_models import build_all, load_models
+from lifecycle_assets.models.sql_models import SQL_MODELS_DIR, build_all, load_models
 
 BACKTEST_TABLE = "marts.lapse_backtest"
 LIFECYCLE_TABLE = "marts.customer_lifecycle"
@@ -86,19 +87,6 @@ def _settings_then(settings: LifecycleSettings, calibration: dt.date, judge_days
     values = {name: getattr(settings, name) for name in type(settings).model_fields}
     values.update(as_of=calibration.isoformat(), lapse_horizon_days=judge_days)
     return LifecycleSettings(**values)
-
-
-def _models_for(table: str) -> list:
-    """The SQL models the table needs, itself included (the backtest builds nothing else)."""
-    by_table = {model.table: model for model in load_models()}
-    needed, todo = set(), [table]
-    while todo:
-        current = todo.pop()
-        if current in needed or current not in by_table:
-            continue
-        needed.add(current)
-        todo += [f"{schema}.{name}" for schema, name in by_table[current].tables_read]
-    return [model for model in by_table.values() if model.table in needed]
 
 
 # What the backtest reads of the lifecycle built as of the calibration day.
@@ -154,7 +142,7 @@ def stages_as_known_then(connection, settings: LifecycleSettings, calibration: d
                 continue
             landed_by_then = "false" if entity in NOT_READ_BY_THE_STAGES else f"_landing_date <= date '{calibration.isoformat()}'"
             connection.execute(f'create or replace view raw.{entity} as select * from "{warehouse}".raw.{entity} where {landed_by_then}')
-        build_all(connection, _settings_then(settings, calibration, judge_days), _models_for(LIFECYCLE_TABLE))
+        build_all(connection, _settings_then(settings, calibration, judge_days), models_read_by((LIFECYCLE_TABLE,)))
         rows = connection.execute(STAGES_THEN).fetchall()
         reason = connection.execute("select any_value(departing_rule_reason) from marts.customer_lapse_scores").fetchone()[0]
     finally:
@@ -274,12 +262,15 @@ def stored_backtest(connection) -> tuple[BacktestResult, dt.datetime]:
     return result, first[12]
 
 
-def backtest_fingerprint(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int) -> str:
-    """What the backtest reads: the raw rows landed by the end of the judged window (the past is built from those
-    landed by the calibration day, the purchases judged are known from those landed by the window's end)."""
+def backtest_fingerprint(connection, settings: LifecycleSettings, calibration: dt.date, judge_days: int,
+                         root: Path = SQL_MODELS_DIR) -> str:
+    """What the backtest reads: the models customer_lifecycle is built from, and the raw rows landed by the end of the
+    judged window (the past is built from those landed by the calibration day, the purchases judged are known from
+    those landed by the window's end)."""
     judged_until = calibration + dt.timedelta(days=judge_days)
     read = tuple(entity for entity in RAW_ENTITIES if entity not in NOT_READ_BY_THE_STAGES)
-    return inputs_fingerprint(connection, settings, calibration, landed_by(connection, judged_until, read))
+    return inputs_fingerprint(connection, settings, calibration, landed_by(connection, judged_until, read),
+                              models_read_by((LIFECYCLE_TABLE,), root))
 
 
 def write_flags_csv(result: BacktestResult, path: Path) -> None:

@@ -9,9 +9,10 @@ the table is the same whichever build learns it, a full refresh included, and th
 on it change only with the visitors' own interest (models/site_visitors.py).
 
 With the table it stores L and a fingerprint of what it read (the day, every setting but as_of, the code
-and SQL, and per raw table the count and latest `_ingested_at` of the rows landed by L; as the backtests
-do, models/backtest_inputs.py). A build with the same fingerprint keeps the table; the next learning day,
-a changed setting or model, or a re-ingested day up to L learns again; a day landed after L does not.
+and the SQL of the models it reads, and per raw table the count and latest `_ingested_at` of the rows
+landed by L; as the backtests do, models/backtest_inputs.py). A build with the same fingerprint keeps the
+table; the next learning day, a changed setting or a change to a model it reads, or a re-ingested day up
+to L learns again; a day landed after L, or a change to a model it never reads, does not.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def _closure(model: SqlModel) -> list[SqlModel | tuple[str, str]]:
 def _fingerprint(connection, parameters: dict[str, object], day: dt.date, closure: list) -> str:
     rules = {name: value for name, value in parameters.items() if name != "as_of"}
     raw = tuple(sorted(name for _, name in _raw_read(closure)))
-    return fingerprint_of(connection, rules, day, landed_by(connection, day, raw), Path(__file__).read_bytes())
+    models = [entry for entry in closure if isinstance(entry, SqlModel)]  # a change to a model it never reads: kept
+    return fingerprint_of(connection, rules, day, landed_by(connection, day, raw), models, Path(__file__).read_bytes())
 
 
 def _raw_read(closure: list) -> set[tuple[str, str]]:

@@ -29,12 +29,12 @@ from dagster_duckdb import DuckDBResource
 from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.backtest_inputs import (
-    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, staging_as_known_on, stored_fingerprint,
+    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, models_read_by, staging_as_known_on, stored_fingerprint,
 )
 from lifecycle_assets.models.learning import build_in_key_batches
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import (
-    STATE_SCHEMA, _columns, batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on,
+    SQL_MODELS_DIR, STATE_SCHEMA, _columns, batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on,
     transaction,
 )
 
@@ -445,9 +445,12 @@ def stored_backtest(connection) -> tuple[RecommendationBacktest, dt.date, dt.dat
     return RecommendationBacktest(**fields), rows[0][2], rows[0][3]
 
 
-def backtest_fingerprint(connection, settings: LifecycleSettings, judged_on: dt.date) -> str:
-    """What the backtest reads: the raw orders, lines, events and products landed by the day it judges as of."""
-    return inputs_fingerprint(connection, settings, judged_on, landed_by(connection, judged_on, ("orders", "order_items", "interactions", "products")))
+def backtest_fingerprint(connection, settings: LifecycleSettings, judged_on: dt.date, root: Path = SQL_MODELS_DIR) -> str:
+    """What the backtest reads: the models the recommendations are built from, and the raw orders, lines, events and
+    products landed by the day it judges as of."""
+    return inputs_fingerprint(connection, settings, judged_on,
+                              landed_by(connection, judged_on, ("orders", "order_items", "interactions", "products")),
+                              models_read_by(BACKTEST_MODELS, root))
 
 
 def backtest_metadata(result: RecommendationBacktest) -> dict[str, object]:

@@ -406,6 +406,58 @@ def test_the_backtest_judges_as_of_monday_and_again_only_when_what_it_read_up_to
         assert thursday["backtest"] == run_recommendation_backtest(warehouse, settings, day(7)).markdown()
 
 
+def test_a_change_to_a_model_a_backtest_or_learning_never_reads_keeps_its_figures_and_a_change_to_one_it_reads_does_not(
+    build, tmp_path
+):
+    """Editing a letter's SQL (letters_planned) does not make the next build judge both backtests and learn the site's
+    relations again (minutes at 1M customers); editing a model one of them builds does, for that one only: the
+    recommendations read no stage, the departing flag reads no product pair."""
+    import shutil
+
+    from lifecycle_assets.backtest import backtest_fingerprint as lapse_fingerprint
+    from lifecycle_assets.models.recommendations import backtest_fingerprint as recommendation_fingerprint
+    from lifecycle_assets.models.sql_models import SQL_MODELS_DIR
+
+    connection = build(backtest_shop(), 8).connection
+    database = connection.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
+    connection.close()
+    settings = LifecycleSettings(as_of=day(8).isoformat())
+    dg.materialize([recommendation_backtest], resources={"duckdb": DuckDBResource(database=database), "lifecycle_settings": settings})
+
+    def edited(*files: str) -> Path:
+        """A copy of the SQL models with a comment added to each file named."""
+        root = tmp_path / "_".join(Path(name).stem for name in files) / "dbt_like_sql"
+        shutil.copytree(SQL_MODELS_DIR, root)
+        for name in files:
+            with open(root / name, "a", encoding="utf-8") as sql:
+                sql.write("\n-- edited\n")
+        return root
+
+    def relearnt(root: Path) -> bool:
+        relations = next(model for model in load_models(root) if model.table == "intermediate.site_recommendation_relations")
+        parameters = LifecycleSettings(as_of=day(8).isoformat(), recommendations_learn_every_days=1).sql_parameters(day(8))
+        return run_model(relations, warehouse, parameters)["metadata"]["learnt_this_build"].value
+
+    with duckdb.connect(database) as warehouse:
+        stored = warehouse.execute("select any_value(inputs_fingerprint) from marts.recommendation_backtest").fetchone()[0]
+        lapse = lambda root: lapse_fingerprint(warehouse, settings, day(1), 90, root)
+        recommendations = lambda root: recommendation_fingerprint(warehouse, settings, day(7), root)
+        assert recommendations(SQL_MODELS_DIR) == stored  # the asset's own fingerprint: nothing changed, nothing judged
+        assert not relearnt(SQL_MODELS_DIR)
+
+        letters = edited("marts/letters_planned.sql", "marts/trigger_events.sql")
+        assert recommendations(letters) == stored and lapse(letters) == lapse(SQL_MODELS_DIR)
+        assert not relearnt(letters)
+
+        stages = edited("marts/customer_lifecycle.sql")  # the departing flag's model, no recommendation's
+        assert recommendations(stages) == stored and lapse(stages) != lapse(SQL_MODELS_DIR)
+        assert not relearnt(stages)
+
+        lines = edited("staging/stg_order_items.sql")  # read by both
+        assert recommendations(lines) != stored and lapse(lines) != lapse(SQL_MODELS_DIR)
+        assert relearnt(lines)
+
+
 def test_a_later_export_groups_again_only_the_changed_lists_and_writes_the_same_files(build, tmp_path):
     connection = build(popular_shop(), 5, recommendations_site_count=3).connection
     visitors = connection.execute("select count(distinct (visitor_type, visitor_id)) from marts.site_recommendations").fetchone()[0]
