@@ -8,9 +8,8 @@ the day, every setting but as_of, the files of the SQL models it builds (`models
 and the raw rows landed by that day. A build whose fingerprint equals the stored one shows the stored
 figures again instead of judging again; a changed rule, a change to a model it builds or a re-ingested
 day up to it judges again; a day landed after it, or a change to a model it never builds (a letter's,
-a report's), does not. A
-backtest's figures are thus shown at every build, and judged again once a week or when what they read
-changed.
+a report's), does not. A backtest's figures are thus shown at every build, and judged again once a week
+or when what they read changed.
 """
 
 from __future__ import annotations

@@ -29,13 +29,14 @@ from dagster_duckdb import DuckDBResource
 from lifecycle_assets.environment import recommendations_dir
 from lifecycle_assets.metadata import markdown_table
 from lifecycle_assets.models.backtest_inputs import (
-    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, models_read_by, staging_as_known_on, stored_fingerprint,
+    FINGERPRINT_COLUMN, inputs_fingerprint, judged_as_of, landed_by, models_read_by, staging_as_known_on,
+    stored_fingerprint,
 )
 from lifecycle_assets.models.learning import build_in_key_batches
 from lifecycle_assets.models.settings import LifecycleSettings
 from lifecycle_assets.models.sql_models import (
-    SQL_MODELS_DIR, STATE_SCHEMA, _columns, batches_for, bound_build_memory, bound_parameters, create_table, load_models, select_sql_on,
-    transaction,
+    SQL_MODELS_DIR, STATE_SCHEMA, _columns, batches_for, bound_build_memory, bound_parameters, create_table, load_models,
+    select_sql_on, transaction,
 )
 
 SITE_TABLE = "marts.site_recommendations"
